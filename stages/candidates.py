@@ -1,0 +1,81 @@
+"""Build a candidate model (a scikit-learn Pipeline) from its block in params.yaml.
+
+A candidate block names an estimator from ESTIMATORS and its hyperparameters, e.g.::
+
+    hgb:
+      estimator: hist_gradient_boosting_regressor
+      seeds: 5            # average this many differently-seeded copies
+      hyperparams: {learning_rate: 0.05, max_iter: 800}
+
+Adding a candidate is adding a block: the DVC stage list is generated from the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+    VotingRegressor,
+)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from stages.features import HousingFeatures
+
+ESTIMATORS: dict[str, type[BaseEstimator]] = {
+    "linear_regression": LinearRegression,
+    "ridge": Ridge,
+    "decision_tree_regressor": DecisionTreeRegressor,
+    "random_forest_regressor": RandomForestRegressor,
+    "hist_gradient_boosting_regressor": HistGradientBoostingRegressor,
+    "logistic_regression": LogisticRegression,
+    "decision_tree_classifier": DecisionTreeClassifier,
+    "random_forest_classifier": RandomForestClassifier,
+    "gradient_boosting_classifier": GradientBoostingClassifier,
+    "hist_gradient_boosting_classifier": HistGradientBoostingClassifier,
+}
+
+
+def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:
+    """The bare estimator of a candidate block, seeded; several seeds are averaged."""
+    name = spec.get("estimator")
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(sorted(ESTIMATORS))}")
+    estimator = ESTIMATORS[name](**(spec.get("hyperparams") or {}))
+    if "random_state" in estimator.get_params():
+        estimator.set_params(random_state=seed)
+    seeds = int(spec.get("seeds", 1))
+    if seeds <= 1:
+        return estimator
+    if not name.endswith("_regressor"):
+        raise ValueError(f"seeds > 1 (seed averaging) is only supported for regressors, not {name}")
+    return VotingRegressor([(f"seed_{i}", clone(estimator).set_params(random_state=seed + i)) for i in range(seeds)])
+
+
+def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], seed: int) -> Pipeline:
+    """Raw fields in, prediction out: feature engineering, optional scaling, estimator."""
+    steps: list[tuple[str, Any]] = []
+    if task == "housing":
+        steps.append(("features", HousingFeatures(**features, random_state=seed)))
+    if spec.get("scale", False):
+        steps.append(("scale", StandardScaler()))
+    steps.append(("model", build_estimator(spec, seed)))
+    return Pipeline(steps)
+
+
+def single_threaded(model: BaseEstimator) -> BaseEstimator:
+    """Set every ``n_jobs`` in the model to 1 before saving it.
+
+    Parallel training is welcome; parallel single-row prediction is not: joblib dispatch costs
+    ~20 ms per call on a RandomForest, far more than the prediction itself.
+    """
+    jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
+    return model.set_params(**jobs) if jobs else model

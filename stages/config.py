@@ -1,0 +1,72 @@
+"""Where things live and which knobs are set: the one place that knows the repository layout."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASKS = ("housing", "iris")
+
+
+def repo_root() -> Path:
+    """The real repository root.
+
+    `dvc exp run --temp/--queue` runs stages in a throw-away copy under `.dvc/tmp/exps` and
+    exports `DVC_ROOT` pointing at the real repository; anything that must outlive the run
+    (the MLflow database) is anchored there.
+    """
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+def workdir() -> Path:
+    """The directory the stage runs in: inputs and outputs are relative to it (DVC's cwd)."""
+    return Path.cwd()
+
+
+@cache
+def load_params(path: str = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml from the stage's working directory (DVC runs stages from the repo root)."""
+    with open(workdir() / path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def task_params(task: str) -> dict[str, Any]:
+    if task not in TASKS:
+        raise SystemExit(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+    return load_params()[task]
+
+
+def raw_csv(task: str) -> Path:
+    return Path("data") / "raw" / f"{task}.csv"
+
+
+def prepared_dir(task: str) -> Path:
+    return Path("data") / "prepared" / task
+
+
+def candidate_dir(task: str, candidate: str) -> Path:
+    return Path("models") / task / "candidates" / candidate
+
+
+def champion_model(task: str) -> Path:
+    """The champion's fitted pipeline, at a path that does not change when the winner does."""
+    return Path("models") / task / "champion.joblib"
+
+
+def champion_info(task: str) -> Path:
+    """Who the champion is: candidate name, MLflow run and registry version, metrics."""
+    return Path("models") / task / "champion.json"
+
+
+def metrics_file(task: str) -> Path:
+    return Path("metrics") / f"{task}.json"
+
+
+def plots_dir(task: str) -> Path:
+    return Path("metrics") / "plots" / task

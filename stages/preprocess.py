@@ -1,0 +1,54 @@
+"""Stage `preprocess`: validate the raw CSV against the task schema and split train/test.
+
+The split is seeded (params `split`) and stratified by species for iris. Imputation and
+feature engineering are not done here: they are learned inside the model pipeline from the
+training split only.
+
+    python -m stages.preprocess housing
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from stages.atomic import atomic_dir
+from stages.config import TASKS, load_params, prepared_dir, raw_csv
+from stages.schema import SCHEMAS, RawDataError, validate_raw
+
+
+def split(frame: pd.DataFrame, task: str, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    stratify = frame[SCHEMAS[task].target.name] if task == "iris" else None
+    return train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
+
+
+def read_split(task: str, part: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Features and target of the prepared `part` ("train" or "test") of a task."""
+    schema = SCHEMAS[task]
+    frame = pd.read_csv(prepared_dir(task) / f"{part}.csv")
+    return frame[schema.feature_names], frame[schema.target.name]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=TASKS)
+    args = parser.parse_args(argv)
+    params = load_params()["split"]
+    source = raw_csv(args.task)
+    try:
+        raw = pd.read_csv(source, keep_default_na=True)
+        frame = validate_raw(raw, SCHEMAS[args.task], source)
+    except (RawDataError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        sys.exit(f"preprocess {args.task}: {exc}")
+    train, test = split(frame, args.task, params["test_size"], params["seed"])
+    with atomic_dir(prepared_dir(args.task)) as out:
+        train.to_csv(out / "train.csv", index=False)
+        test.to_csv(out / "test.csv", index=False)
+    print(f"preprocess {args.task}: {len(train)} train rows, {len(test)} test rows -> {prepared_dir(args.task)}")
+
+
+if __name__ == "__main__":
+    main()

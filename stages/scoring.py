@@ -1,0 +1,97 @@
+"""Scores and costs of a model: metrics per task, cross-validation, prediction latency.
+
+Pure functions over arrays and fitted estimators, so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+
+REGRESSION_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
+CLASSIFICATION_SCORING = {"accuracy": "accuracy", "f1_macro": "f1_macro"}
+# Metrics where lower is better; used by the champion rule.
+LOWER_IS_BETTER = {"rmse", "mae"}
+
+
+def score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Held-out metrics. Regression: r2, rmse, mae (target units). Classification: accuracy,
+    f1_macro and per-class precision and recall."""
+    if task == "housing":
+        return {
+            "r2": float(skm.r2_score(y_true, y_pred)),
+            "rmse": float(skm.root_mean_squared_error(y_true, y_pred)),
+            "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        }
+    labels = sorted(set(y_true) | set(y_pred))
+    precision, recall, _, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "f1_macro": float(skm.f1_score(y_true, y_pred, average="macro")),
+        "precision": {label: float(p) for label, p in zip(labels, precision, strict=True)},
+        "recall": {label: float(r) for label, r in zip(labels, recall, strict=True)},
+    }
+
+
+def cross_validation(
+    task: str, model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int, n_jobs: int = 1
+) -> dict[str, dict[str, float]]:
+    """K-fold CV on the training split: mean and std of each metric (stratified for classes)."""
+    if task == "housing":
+        splitter, scoring = KFold(folds, shuffle=True, random_state=seed), REGRESSION_SCORING
+    else:
+        splitter, scoring = StratifiedKFold(folds, shuffle=True, random_state=seed), CLASSIFICATION_SCORING
+    result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+    out = {}
+    for name in scoring:
+        values = result[f"test_{name}"]
+        values = -values if scoring[name].startswith("neg_") else values
+        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    return out
+
+
+def predict_latency(model: BaseEstimator, X: pd.DataFrame, single_repeats: int = 50) -> dict[str, float]:
+    """Median wall time of predict on one row (ms) and on 1,000 rows (ms for the whole batch).
+
+    Serving cost is part of a candidate's quality: the champion rule can cap single-row latency.
+    """
+    rows = X.iloc[: min(len(X), 1000)]
+    model.predict(rows.iloc[:1])  # warm-up: first call pays lazy initialisation
+    single = []
+    for i in range(single_repeats):
+        one = rows.iloc[[i % len(rows)]]
+        start = time.perf_counter()
+        model.predict(one)
+        single.append(time.perf_counter() - start)
+    batch = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.predict(rows)
+        batch.append(time.perf_counter() - start)
+    return {"single_row_ms": 1000 * float(np.median(single)), "batch_1000_ms": 1000 * float(np.median(batch))}
+
+
+def choose_champion(candidates: dict[str, dict[str, Any]], metric: str, max_single_row_ms: float | None) -> str:
+    """Best mean CV `metric` among candidates within the single-row latency budget.
+
+    Ties go to the faster candidate. Uses only training-split evidence (CV scores and latency), never test scores. If no
+    candidate meets the budget, the fastest one wins, so the pipeline still ships a model.
+    """
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    eligible = {
+        name: info for name, info in candidates.items()
+        if max_single_row_ms is None or info["latency"]["single_row_ms"] <= max_single_row_ms
+    }
+    if not eligible:
+        return min(candidates, key=lambda name: candidates[name]["latency"]["single_row_ms"])
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    # Ties (common on iris) go to the faster candidate, then to the name, so the choice is stable.
+    return max(sorted(eligible), key=lambda name: (sign * eligible[name]["cv"][metric]["mean"],
+                                                   -eligible[name]["latency"]["single_row_ms"]))
