@@ -90,15 +90,20 @@ def signature(task: str, output_type: str) -> ModelSignature:
     return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec(output_type)]))
 
 
-def _flatten(prefix: str, values: dict[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> {"a_b_c": leaf}: MLflow params and metrics are flat."""
+    out: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten(f"{name}_", value))
-        elif isinstance(value, (int, float)):
-            out[name] = float(value)
+            out.update(_flatten(value, f"{name}_"))
+        else:
+            out[name] = value
     return out
+
+
+def _metrics(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in _flatten(values).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def log_candidate(
@@ -123,8 +128,8 @@ def log_candidate(
         raise RuntimeError(f"model of {task}/{candidate} holds types not in SKOPS_TRUSTED_TYPES: {unexpected}")
     output_type = "double" if task == "housing" else "string"
     with mlflow.start_run(experiment_id=experiment_id(task), run_name=candidate, tags=tags) as run:
-        mlflow.log_params(_flatten("", params))
-        mlflow.log_metrics(_flatten("", metrics))
+        mlflow.log_params(_flatten(params))
+        mlflow.log_metrics(_metrics(metrics))
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -141,7 +146,7 @@ def log_candidate(
 def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> None:
     """Add evaluation results to an existing candidate run."""
     client = MlflowClient()
-    for key, value in _flatten("", metrics).items():
+    for key, value in _metrics(metrics).items():
         client.log_metric(run_id, key, value)
     for key, value in (tags or {}).items():
         client.set_tag(run_id, key, value)

@@ -1,0 +1,47 @@
+"""Shared fixtures: generated raw data and a real DVC repository built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.data_factory import housing_frame
+from tests.dvc_repo import PROJECT_ROOT, PipelineRepo
+
+REAL_HOUSING_CSV = PROJECT_ROOT.parent / "shared" / "data" / "california_housing" / "housing.csv"
+
+
+@pytest.fixture(scope="session")
+def small_housing_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("raw") / "housing.csv"
+    housing_frame(rows=400, seed=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_repo(tmp_path_factory: pytest.TempPathFactory, small_housing_csv: Path) -> PipelineRepo:
+    """The pipeline reproduced once from nothing on small data. Read-only: clone to mutate."""
+    repo = PipelineRepo.create(tmp_path_factory.mktemp("built") / "repo", small_housing_csv)
+    result = repo.repro()
+    repo.first_repro_output = result.output  # type: ignore[attr-defined]
+    repo.commit_all("reproduced")
+    return repo
+
+
+@pytest.fixture
+def repo(built_repo: PipelineRepo, tmp_path: Path) -> PipelineRepo:
+    """A private, already reproduced copy of the pipeline repository."""
+    return built_repo.clone_to(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def real_housing_csv() -> Path:
+    """The real dataset from ../shared; CI sets REQUIRE_REAL_DATA=1 so absence fails there."""
+    path = Path(os.environ.get("HOUSING_CSV") or REAL_HOUSING_CSV)
+    if not path.is_file():
+        if os.environ.get("REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"REQUIRE_REAL_DATA=1 but the real housing data is missing at {path}")
+        pytest.skip(f"real housing data not found at {path}; set HOUSING_CSV to run this test")
+    return path

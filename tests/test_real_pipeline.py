@@ -1,0 +1,48 @@
+"""The real pipeline, both tasks, every candidate, on the real data: the quality floors hold.
+
+Runs the project's own params.yaml (not the fast test params) in a fresh git + DVC repo with
+HOUSING_CSV pointing at the real file. CI sets REQUIRE_REAL_DATA=1, so it cannot be skipped there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.dvc_repo import PROJECT_ROOT, PipelineRepo, ran_stages
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_repo(tmp_path_factory: pytest.TempPathFactory, real_housing_csv: Path) -> PipelineRepo:
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    repo = PipelineRepo.create(tmp_path_factory.mktemp("real") / "repo", real_housing_csv, params=params)
+    repo.first_repro_output = repo.repro().output  # type: ignore[attr-defined]
+    return repo
+
+
+def test_real_pipeline_runs_every_stage_then_nothing(real_repo: PipelineRepo) -> None:
+    assert ran_stages(real_repo.first_repro_output) == set(real_repo.stage_names())
+    assert ran_stages(real_repo.repro().output) == set()
+
+
+def test_raw_data_hash_is_the_published_one(real_repo: PipelineRepo) -> None:
+    lock = yaml.safe_load((real_repo.path / "dvc.lock").read_text())
+    out = lock["stages"]["fetch@housing"]["outs"][0]
+    assert out["md5"] == "d1c47305887e2252bf1ccbd74ff159a6"
+    assert (PROJECT_ROOT / "dvc.lock").exists()
+
+
+def test_housing_champion_meets_the_floor(real_repo: PipelineRepo) -> None:
+    metrics = real_repo.json("metrics/housing.json")
+    assert metrics["test"]["r2"] >= 0.84, metrics["test"]
+    assert set(metrics["candidates"]) == set(real_repo.params()["housing"]["candidates"])
+
+
+def test_iris_champion_meets_the_floor(real_repo: PipelineRepo) -> None:
+    metrics = real_repo.json("metrics/iris.json")
+    assert metrics["cv"]["accuracy"]["mean"] >= 0.95, metrics["cv"]
+    assert metrics["cv"]["accuracy"]["std"] > 0
