@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,17 @@ from tests.data_factory import housing_frame
 from tests.dvc_repo import PROJECT_ROOT, PipelineRepo
 
 REAL_HOUSING_CSV = PROJECT_ROOT.parent / "shared" / "data" / "california_housing" / "housing.csv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the session's BentoML models and Bentos out of the user's ~/bentoml: a fresh store,
+    inherited by every `dvc repro` (package stage) and `bentoml` process the tests start."""
+    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bentoml-home-")
+    os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.get("BENTOML_HOME", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FILES = ("stages", "dvc.yaml", ".dvcignore")
+FILES = ("stages", "bento_service", "dvc.yaml", ".dvcignore")
 # Hyperparameters that make a candidate slow, and the value a test run uses instead.
 FAST_HYPERPARAMS = {"n_estimators": 10, "max_iter": 30}
 

@@ -28,7 +28,8 @@ def test_metrics_and_params_diff_between_branches(repo: PipelineRepo) -> None:
     assert "metrics/iris.json" not in metrics or not metrics["metrics/iris.json"]
 
     diff = json.loads(repo.run("dvc", "params", "diff", "main", "deeper-tree", "--json", check=True).stdout)
-    assert diff["params.yaml"] == {"housing.candidates.tree.hyperparams.max_depth": {"old": old_depth, "new": 3, "diff": 3 - old_depth}}
+    key = "housing.candidates.tree.hyperparams.max_depth"
+    assert diff["params.yaml"] == {key: {"old": old_depth, "new": 3, "diff": 3 - old_depth}}
 
 
 def test_exp_run_set_param_is_tracked_by_dvc_and_mlflow(repo: PipelineRepo) -> None:

@@ -27,7 +27,8 @@ def test_valid_frame_passes_and_is_numeric() -> None:
         (lambda f: f.drop(columns="median_income"), "missing column(s) median_income"),
         (lambda f: f.assign(extra=1), "unexpected column(s) extra"),
         (lambda f: f.astype({"population": object}).assign(
-            population=lambda d: d.population.where(d.index != 3, "lots")), "'population' has non-numeric values ('lots' at line 5)"),
+            population=lambda d: d.population.where(d.index != 3, "lots")),
+         "'population' has non-numeric values ('lots' at line 5)"),
         (lambda f: f.assign(households=lambda d: d.households.where(d.index != 0, 0)),
          "'households' has values outside [1, inf] at line 2"),
         (lambda f: f.assign(median_income=lambda d: d.median_income.where(d.index != 7)),

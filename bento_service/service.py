@@ -1,0 +1,189 @@
+"""The BentoML prediction service for the two champions.
+
+Routes: POST /housing/predict, /housing/predict_batch, /iris/predict; GET /model; BentoML's
+/livez, /readyz, /metrics and the Swagger UI at /. Requests are checked by the guard
+(bento_service/guard.py) before they reach these handlers; every prediction is committed to
+the prediction log before it is answered.
+
+Run from the project root: `bentoml serve` (reads bentofile.yaml) or `make serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bento_service import metrics
+from bento_service.batching import MicroBatcher
+from bento_service.config import MODEL_NAMES, SETTINGS
+from bento_service.guard import RequestGuard
+from bento_service.prediction_log import LogUnavailable, PredictionRow, open_process_log, process_log, utc_now
+from bento_service.schemas import (
+    HousingBatch,
+    HousingBatchPrediction,
+    HousingPrediction,
+    HousingRecord,
+    IrisPrediction,
+    IrisRecord,
+)
+from stages.schema import SCHEMAS
+
+logger = logging.getLogger("bentoml.prediction_service")
+LOG_RETRY_SECONDS = 2.0
+
+
+@dataclass
+class ServedModel:
+    task: str
+    tag: str
+    metadata: dict[str, Any]
+    estimator: Any
+    batcher: MicroBatcher
+
+
+# Models loaded in this worker process, by task; read by the handlers and by GET /model.
+LOADED: dict[str, ServedModel] = {}
+
+
+async def model_info(request: Request) -> JSONResponse:
+    """GET /model: what is being served, with its training metrics and provenance."""
+    if len(LOADED) < len(MODEL_NAMES):
+        return JSONResponse({"error": "models are still loading"}, status_code=503)
+    return JSONResponse({task: {"tag": served.tag, **served.metadata} for task, served in LOADED.items()})
+
+
+info_app = Starlette(routes=[Route("/model", model_info, methods=["GET"])])
+
+
+def _unavailable(ctx: bentoml.Context, message: str, request_id: str) -> JSONResponse:
+    # BentoML applies ctx.response.status_code to whatever a handler with a ctx returns.
+    ctx.response.status_code = 503
+    return JSONResponse({"error": message, "request_id": request_id}, status_code=503)
+
+
+@bentoml.asgi_app(info_app, path="/")
+@bentoml.service(name="prediction_service", workers=SETTINGS.workers, traffic={"timeout": 60})
+class PredictionService:
+    housing_model = bentoml.models.BentoModel(f"{MODEL_NAMES['housing']}:latest")
+    iris_model = bentoml.models.BentoModel(f"{MODEL_NAMES['iris']}:latest")
+
+    def __init__(self) -> None:
+        # Load in the background so the server answers /livez at once and /readyz says 503
+        # until the models are loaded and the prediction log is open.
+        self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        for task, reference, method in (("housing", self.housing_model, "predict"),
+                                        ("iris", self.iris_model, "predict_proba")):
+            estimator = bentoml.sklearn.load_model(reference)
+            metadata = dict(reference.info.metadata)
+            columns = SCHEMAS[task].feature_names
+            predict = getattr(estimator, method)
+            # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
+            if metadata.get("input_example"):
+                predict(pd.DataFrame.from_records(metadata["input_example"], columns=columns).head(1))
+            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, MicroBatcher(predict, columns))
+        while True:  # the log directory may be a volume that is not there yet: keep trying
+            try:
+                open_process_log(SETTINGS.log_dir)
+                logger.info("prediction log: %s", SETTINGS.log_dir)
+                return
+            except LogUnavailable as exc:
+                logger.warning("%s; retrying in %.0f s", exc, LOG_RETRY_SECONDS)
+                time.sleep(LOG_RETRY_SECONDS)
+
+    def __is_ready__(self) -> bool:
+        return len(LOADED) == len(MODEL_NAMES) and process_log() is not None
+
+    @bentoml.on_shutdown
+    def close_log(self) -> None:
+        log = process_log()
+        if log is not None:
+            log.close()
+
+    # -- APIs ------------------------------------------------------------------------------
+    @bentoml.api(route="/housing/predict")
+    async def housing_predict(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingPrediction:  # type: ignore[valid-type]
+        """Median house value (US dollars) of one census block group."""
+        result = await self._predict("housing", [record.model_dump()], ctx)
+        if isinstance(result, JSONResponse):
+            return result
+        served, request_id, values = result
+        return HousingPrediction(prediction=float(values[0]), model=served.tag, request_id=request_id)
+
+    @bentoml.api(route="/housing/predict_batch")
+    async def housing_predict_batch(self, batch: HousingBatch, /, ctx: bentoml.Context) -> HousingBatchPrediction:
+        """Median house values for up to MAX_BATCH_RECORDS block groups in one request."""
+        result = await self._predict("housing", [r.model_dump() for r in batch.records], ctx)
+        if isinstance(result, JSONResponse):
+            return result
+        served, request_id, values = result
+        return HousingBatchPrediction(predictions=[float(v) for v in values], model=served.tag,
+                                      request_id=request_id)
+
+    @bentoml.api(route="/iris/predict")
+    async def iris_predict(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisPrediction:  # type: ignore[valid-type]
+        """Species of one iris flower from its sepal and petal measurements (cm)."""
+        result = await self._predict("iris", [record.model_dump()], ctx)
+        if isinstance(result, JSONResponse):
+            return result
+        served, request_id, values = result
+        classes = [str(c) for c in served.estimator.classes_]
+        probabilities = {c: float(p) for c, p in zip(classes, values[0], strict=True)}
+        return IrisPrediction(species=classes[int(np.argmax(values[0]))], probabilities=probabilities,
+                              model=served.tag, request_id=request_id)
+
+    # -- shared path -----------------------------------------------------------------------
+    async def _predict(self, task: str, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Any:
+        """Predict, log, count. Returns (served, request_id, values) or a 503 response."""
+        request = ctx.request
+        request_id = request.headers.get("x-request-id", "")
+        started = request.scope.get("state", {}).get("received_at") or time.perf_counter()
+        received = utc_now()
+        served = LOADED.get(task)
+        log = process_log()
+        if served is None or log is None:
+            return _unavailable(ctx, "the service is starting: models or prediction log not ready", request_id)
+        values = await served.batcher.predict(rows)
+        metrics.BATCH_ROWS.labels(task).observe(len(rows))
+        latency_ms = 1000 * (time.perf_counter() - started)
+        logged = [PredictionRow(request_id, task, served.tag, row, _jsonable(task, served, value), latency_ms,
+                                received) for row, value in zip(rows, values, strict=True)]
+        try:
+            await log.write(logged)
+        except LogUnavailable as exc:
+            metrics.LOG_WRITE_FAILURES.inc()
+            logger.error("answering 503: %s", exc)
+            return _unavailable(ctx, "prediction log unavailable; the prediction was not served", request_id)
+        metrics.PREDICTIONS.labels(task, served.tag).inc(len(rows))
+        if task == "housing":
+            for value in values:
+                metrics.HOUSING_VALUE.observe(float(value))
+        else:
+            for row in logged:
+                metrics.IRIS_SPECIES.labels(row.prediction["species"]).inc()
+        return served, request_id, values
+
+
+def _jsonable(task: str, served: ServedModel, value: Any) -> Any:
+    """A prediction as it is logged: dollars for housing, species and probabilities for iris."""
+    if task == "housing":
+        return float(value)
+    classes = [str(c) for c in served.estimator.classes_]
+    return {"species": classes[int(np.argmax(value))],
+            "probabilities": {c: float(p) for c, p in zip(classes, value, strict=True)}}
+
+
+PredictionService.add_asgi_middleware(RequestGuard)

@@ -1,0 +1,61 @@
+"""Stage `package`: put both champions into the BentoML model store, with their provenance.
+
+Each champion is saved as `<name>:<version>` (names from bento_service/config.py) with metadata:
+MLflow run id, model URI and registry version, CV and test metrics, raw-data md5, git commit.
+Writes models/bento_models.json with the tags, for `bentoml build` and for people.
+
+    python -m stages.package
+"""
+
+from __future__ import annotations
+
+import sys
+
+import joblib
+
+from stages.atomic import read_json, write_json
+from stages.config import TASKS, champion_info, champion_model
+from stages.preprocess import read_split
+
+
+def package(task: str, git_commit: str) -> str:
+    """Save one task's champion into the model store; return its tag."""
+    import bentoml
+
+    from bento_service.config import MODEL_NAMES
+
+    info = read_json(champion_info(task))
+    metadata = {
+        "task": task,
+        "candidate": info["candidate"],
+        "mlflow_run_id": info["mlflow_run_id"],
+        "mlflow_model_uri": info["mlflow_model_uri"],
+        "mlflow_registered_model": info["registered_model"],
+        "mlflow_model_version": info["model_version"],
+        "raw_data_md5": info["raw_data_md5"],
+        "git_commit": git_commit,
+        "cv": info["cv"],
+        "test": info["test"],
+        # complete training rows: the service warms the model up with them before it is ready
+        "input_example": read_split(task, "train")[0].dropna().head(3).to_dict(orient="records"),
+    }
+    model = joblib.load(champion_model(task))
+    saved = bentoml.sklearn.save_model(MODEL_NAMES[task], model, metadata=metadata, labels={"task": task},
+                                       signatures={"predict": {"batchable": False}})
+    return str(saved.tag)
+
+
+def main() -> None:
+    from stages.tracking import git_commit
+
+    try:
+        tags = {task: package(task, git_commit()) for task in TASKS}
+    except FileNotFoundError as exc:
+        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate` first")
+    write_json("models/bento_models.json", tags)
+    for task, tag in tags.items():
+        print(f"package {task}: {tag}")
+
+
+if __name__ == "__main__":
+    main()
