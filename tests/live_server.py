@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,7 +52,7 @@ class LiveServer:
                             "BENTOML_HOME": str(private_home(work_dir / f"bentoml-{self.port}")),
                             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"})
         environment.update(env or {})
-        self._out = open(self.output, "wb")
+        self._out = open(self.output, "wb")  # noqa: SIM115 - closed in stop(), lives as long as the server
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "bentoml"), "serve", target, "--host", "127.0.0.1",
              "--port", str(self.port)],
@@ -89,8 +90,6 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         else:  # leader gone: make sure no worker is left behind
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._out.close()
