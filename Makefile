@@ -1,12 +1,16 @@
-# Two commands on a fresh machine: `make run` (pipeline) and `make test` (test suite).
+# Two commands on a fresh machine: `make run` (pipeline, then a built Bento) and `make test`.
 # Both create the virtualenv and install the pinned stack on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
+export BENTOML_DO_NOT_TRACK := true
+# Prediction logs of `make serve`; the container uses a volume instead.
+export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
 
-.PHONY: install run repro test lint clean-venv
+.PHONY: install run repro build serve report test lint clean-venv
 
 install: $(INSTALLED)
 
@@ -15,9 +19,24 @@ $(INSTALLED): requirements.txt constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	@touch $@
 
-## run: the whole pipeline (dvc repro)
-run: install
+## run: the whole pipeline (dvc repro), then build the Bento and print its tag
+run: repro build
+
+repro: install
 	dvc repro
+
+## build: package the service and the champions into a Bento
+build: install
+	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
+	@echo "Built Bento: $$(cat .bento-tag)  (serve it: bentoml serve $$(cat .bento-tag))"
+
+## serve: the development server on http://127.0.0.1:$(PORT)
+serve: install
+	bentoml serve --host 127.0.0.1 --port $(PORT)
+
+## report: summary of the prediction log (volume, errors, latency, predictions)
+report: install
+	$(BIN)/python -m bento_service.report --log-dir $(PREDICTION_LOG_DIR)
 
 ## test: the test suite
 test: install

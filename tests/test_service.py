@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.dvc_repo import PipelineRepo
+from tests.dvc_repo import PROJECT_ROOT, PipelineRepo
 from tests.live_server import LiveServer
 
 HOUSING_ROW = {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
@@ -308,3 +310,30 @@ def test_api_key_protects_prediction_routes_only(tmp_path: Path, built_repo: Pip
         assert httpx.get(f"{live.url}/metrics").status_code == 200
     finally:
         live.stop()
+
+
+# -- 6. the built Bento serves what the development server serves --------------------------------
+
+def test_built_bento_answers_like_the_development_server(server: LiveServer, tmp_path: Path) -> None:
+    build = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag"],
+                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    tag = build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    assert tag.startswith("prediction_service:")
+
+    bento = LiveServer(tag, tmp_path / "logs", cwd=tmp_path)
+    try:
+        bento.wait_ready()
+        requests = [("/housing/predict", HOUSING_ROW), ("/housing/predict_batch", {"records": [HOUSING_ROW] * 3}),
+                    ("/iris/predict", IRIS_ROW), ("/housing/predict", _without("households")),
+                    ("/iris/predict", {**IRIS_ROW, "petal_width": -1})]
+        for route, body in requests:
+            dev, built = (httpx.post(f"{s.url}{route}", json=body) for s in (server, bento))
+            assert built.status_code == dev.status_code, route
+            strip = ("request_id",)
+            assert {k: v for k, v in built.json().items() if k not in strip} == \
+                   {k: v for k, v in dev.json().items() if k not in strip}, route
+        assert httpx.get(f"{bento.url}/model").json() == httpx.get(f"{server.url}/model").json()
+        assert len(_db_rows(tmp_path / "logs")) == 1 + 3 + 1
+    finally:
+        bento.stop()
