@@ -181,16 +181,10 @@ def run(cmd: Sequence[str], env: Mapping[str, str], **kwargs) -> subprocess.Comp
     return subprocess.run([str(part) for part in cmd], env=dict(env), check=True, **kwargs)
 
 
-def image_inspect_command(engine: str, image: str, template: str) -> list[str]:
-    """`<engine> image inspect --format` (buildah spells it `inspect --type image`)."""
-    if engine == "buildah":
-        return ["buildah", "inspect", "--type", "image", "--format", template, image]
-    return [engine, "image", "inspect", "--format", template, image]
-
-
 def image_exists(engine: str, image: str, env: Mapping[str, str]) -> bool:
-    cmd = image_inspect_command(engine, image, "{{.Id}}") if engine != "buildah" else [
-        "buildah", "inspect", "--type", "image", image]
+    cmd = [engine, "image", "inspect", image]
+    if engine == "buildah":
+        cmd = ["buildah", "inspect", "--type", "image", image]
     return subprocess.run(cmd, env=dict(env), capture_output=True, check=False).returncode == 0
 
 
@@ -211,7 +205,8 @@ def image_size_bytes(engine: str, image: str, env: Mapping[str, str]) -> int:
         ).stdout
         return parse_human_size(json.loads(out)[0]["size"])
     out = subprocess.run(
-        image_inspect_command(engine, image, "{{.Size}}"), env=dict(env), capture_output=True, text=True, check=True
+        [engine, "image", "inspect", "--format", "{{.Size}}", image], env=dict(env), capture_output=True, text=True,
+        check=True,
     ).stdout
     return int(out.strip())
 
