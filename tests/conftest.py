@@ -1,3 +1,3 @@
 """Shared pytest set-up: the container fixtures (container_engine, bento_image_builder) for every test module."""
 
-pytest_plugins = ["container_support"]
+pytest_plugins = ["tests.container_support"]

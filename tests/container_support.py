@@ -5,21 +5,26 @@ session, a log volume the image's uid 1034 can write, wait for /readyz, graceful
 left behind), and a test that gets it slightly wrong leaves servers listening on a shared machine.
 
 How to use it in a test module (the service's container test follows this shape); tests/conftest.py registers
-this module as a plugin, so its fixtures (container_engine, bento_image_builder) need no import:
+this module as a plugin (`pytest_plugins = ["tests.container_support"]`), so its fixtures need no import:
 
     import pytest
-    from container_support import start_container
+    from tests.container_support import start_container
+
+    pytestmark = pytest.mark.container                      # CI's lint-and-test job deselects these
 
     @pytest.fixture(scope="session")
     def service_image(bento_image_builder):
-        return bento_image_builder("housing_iris")          # latest built Bento of that name, built once
+        return bento_image_builder("prediction_service")    # latest built Bento of that name, built once
 
     def test_predictions_are_logged(container_engine, service_image, tmp_path):
         with start_container(container_engine, service_image, tmp_path / "logs", env={"API_KEY": "k"}) as app:
             status, body = app.post("/iris/predict", {...}, headers={"Authorization": "Bearer k"})
             assert status == 200
-        assert app.exit_code == 0                          # stopped with SIGTERM, exited cleanly
+        assert app.exit_code == 0                           # stopped with SIGTERM, exited cleanly
         assert (tmp_path / "logs" / "predictions.db").exists()
+
+`start_container` runs the image as deploy/ does (read-only root filesystem, /tmp writable, no capabilities);
+`image_config` and `modules_in_image` check the image itself (user, healthcheck, size, no training packages).
 
 Without any engine the tests are skipped with the reason in pytest's summary; with REQUIRE_CONTAINER_TESTS=1
 (set by .ci/run) that skip becomes a failure. Images are built with scripts/container.py, so CONTAINER_ENGINE,

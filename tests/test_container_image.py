@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from container_support import image_config, modules_in_image, port_is_open, start_container
 
 from scripts import container as tooling
+from tests.container_support import image_config, modules_in_image, port_is_open, start_container
 
 FIXTURE = Path(__file__).parent / "fixtures" / "echo_bento"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import container_support
 import pytest
 
 from scripts import container as tooling
+from tests import container_support
 
 
 def fake_which(*present: str):
