@@ -10,7 +10,9 @@ export BENTOML_DO_NOT_TRACK := true
 # Prediction logs of `make serve`; the container uses a volume instead.
 export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
 
-.PHONY: install run repro build serve report test lint clean-venv
+BENTO_NAME := prediction_service
+
+.PHONY: install run repro bento serve report test lint clean-venv
 
 install: $(INSTALLED)
 
@@ -20,13 +22,13 @@ $(INSTALLED): requirements.txt constraints.txt
 	@touch $@
 
 ## run: the whole pipeline (dvc repro), then build the Bento and print its tag
-run: repro build
+run: repro bento
 
 repro: install
 	dvc repro
 
-## build: package the service and the champions into a Bento
-build: install
+## bento: package the service and the champions into a Bento
+bento: install
 	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
 	@echo "Built Bento: $$(cat .bento-tag)  (serve it: bentoml serve $$(cat .bento-tag))"
 
@@ -48,3 +50,6 @@ lint: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# make container / container-base / container-tools
+include scripts/container.mk

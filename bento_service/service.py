@@ -72,8 +72,15 @@ def _unavailable(ctx: bentoml.Context, message: str, request_id: str) -> JSONRes
     return JSONResponse({"error": message, "request_id": request_id}, status_code=503)
 
 
+# The container image: BentoML's standard python:3.11-slim base. An unknown `distro` makes BentoML
+# skip its `apt-get install build-essential git` step (+650 MB the service never uses); pinned by
+# tests/test_container_script.py because it is undocumented. Python packages: bentofile.yaml.
+IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="prebuilt", python_version="3.11",
+                             lock_python_packages=False)
+
+
 @bentoml.asgi_app(info_app, path="/")
-@bentoml.service(name="prediction_service", workers=SETTINGS.workers, traffic={"timeout": 60})
+@bentoml.service(name="prediction_service", image=IMAGE, workers=SETTINGS.workers, traffic={"timeout": 60})
 class PredictionService:
     housing_model = bentoml.models.BentoModel(f"{MODEL_NAMES['housing']}:latest")
     iris_model = bentoml.models.BentoModel(f"{MODEL_NAMES['iris']}:latest")

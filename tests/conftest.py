@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 
 from tests.data_factory import housing_frame
 from tests.dvc_repo import PROJECT_ROOT, PipelineRepo
+
+pytest_plugins = ["tests.container_support"]  # container_engine, bento_image_builder
 
 REAL_HOUSING_CSV = PROJECT_ROOT.parent / "shared" / "data" / "california_housing" / "housing.csv"
 
@@ -58,3 +62,12 @@ def real_housing_csv() -> Path:
             pytest.fail(f"REQUIRE_REAL_DATA=1 but the real housing data is missing at {path}")
         pytest.skip(f"real housing data not found at {path}; set HOUSING_CSV to run this test")
     return path
+
+
+@pytest.fixture(scope="session")
+def bento_tag(built_repo: PipelineRepo) -> str:
+    """`bentoml build` of the project (service code + the session's packaged models): the Bento's tag."""
+    build = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag"],
+                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    return build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.dvc_repo import PROJECT_ROOT, PipelineRepo
+from tests.dvc_repo import PipelineRepo
 from tests.live_server import LiveServer
 
 HOUSING_ROW = {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
@@ -314,14 +312,9 @@ def test_api_key_protects_prediction_routes_only(tmp_path: Path, built_repo: Pip
 
 # -- 6. the built Bento serves what the development server serves --------------------------------
 
-def test_built_bento_answers_like_the_development_server(server: LiveServer, tmp_path: Path) -> None:
-    build = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag"],
-                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr[-3000:]
-    tag = build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
-    assert tag.startswith("prediction_service:")
-
-    bento = LiveServer(tag, tmp_path / "logs", cwd=tmp_path)
+def test_built_bento_answers_like_the_development_server(server: LiveServer, bento_tag: str, tmp_path: Path) -> None:
+    assert bento_tag.startswith("prediction_service:")
+    bento = LiveServer(bento_tag, tmp_path / "logs", cwd=tmp_path)
     try:
         bento.wait_ready()
         requests = [("/housing/predict", HOUSING_ROW), ("/housing/predict_batch", {"records": [HOUSING_ROW] * 3}),

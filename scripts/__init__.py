@@ -1,0 +1,1 @@
+"""Project tooling run from the repository root (scripts/container.py, ...)."""
