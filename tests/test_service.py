@@ -192,8 +192,10 @@ def test_concurrent_requests_are_each_logged_once(server: LiveServer) -> None:
     assert row["ts"].endswith("+00:00")
 
 
-def test_every_answered_request_survives_kill_9(tmp_path: Path, built_repo: PipelineRepo) -> None:
-    live = LiveServer("bento_service.service:PredictionService", tmp_path / "logs")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_every_answered_request_survives_kill_9(tmp_path: Path, built_repo: PipelineRepo, workers: str) -> None:
+    """Under load, SIGKILL the server: every 200 has its row. Two workers share the same log files."""
+    live = LiveServer("bento_service.service:PredictionService", tmp_path / "logs", env={"WORKERS": workers})
     answered: list[str] = []
     stop = threading.Event()
 
@@ -220,7 +222,9 @@ def test_every_answered_request_survives_kill_9(tmp_path: Path, built_repo: Pipe
         stop.set()
         live.stop()
     logged = {r["request_id"] for r in _db_rows(tmp_path / "logs")}
+    lines = {line["request_id"] for line in _jsonl(tmp_path / "logs")}
     assert len(answered) > 20
+    assert set(answered) <= lines
     assert set(answered) <= logged, f"{len(set(answered) - logged)} answered predictions missing from SQLite"
 
 
