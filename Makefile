@@ -12,7 +12,7 @@ export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
 
 BENTO_NAME := prediction_service
 
-.PHONY: install run repro bento serve report test lint clean-venv
+.PHONY: install run repro bento serve report monitor test lint clean-venv
 
 install: $(INSTALLED)
 
@@ -39,6 +39,12 @@ serve: install
 ## report: summary of the prediction log (volume, errors, latency, predictions)
 report: install
 	$(BIN)/python -m bento_service.report --log-dir $(PREDICTION_LOG_DIR)
+
+## monitor: drift, latency and error report of the log (TASK=housing SINCE=24h) in reports/; exit 1 on drift
+TASK ?= housing
+SINCE ?= 24h
+monitor: install
+	$(BIN)/python -m bento_service.monitor --task $(TASK) --since $(SINCE) --log-dir $(PREDICTION_LOG_DIR) --out reports
 
 ## test: the test suite
 test: install

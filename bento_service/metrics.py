@@ -6,7 +6,7 @@ mode and aggregates them on /metrics.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 PREDICTIONS = Counter("predictions", "Records predicted, by task and model", ["task", "model"])
 HOUSING_VALUE = Histogram(
@@ -18,3 +18,9 @@ VALIDATION_FAILURES = Counter("validation_failures", "Rejected requests by task 
 LOG_WRITE_FAILURES = Counter("prediction_log_write_failures", "Requests answered 503 because the log failed")
 BATCH_ROWS = Histogram("prediction_batch_rows", "Rows per model call (micro-batching)", ["task"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024))
+# Live drift (bento_service/drift.py): PSI of each worker's last window of requests against the
+# training reference. `livemax`: the worst live worker; a dead worker's value disappears with it.
+FEATURE_DRIFT = Gauge("feature_drift_score", "PSI of a feature over the last requests vs training (>= 0.2: drifted)",
+                      ["task", "feature"], multiprocess_mode="livemax")
+PREDICTION_DRIFT = Gauge("prediction_drift_score", "PSI of the predictions over the last requests vs training",
+                         ["task"], multiprocess_mode="livemax")

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from bento_service import metrics
 from bento_service.batching import MicroBatcher
 from bento_service.config import MODEL_NAMES, SETTINGS
+from bento_service.drift import DriftWindow, gauge_publisher
 from bento_service.guard import RequestGuard
 from bento_service.prediction_log import LogUnavailable, PredictionRow, open_process_log, process_log, utc_now
 from bento_service.schemas import (
@@ -50,6 +51,7 @@ class ServedModel:
     metadata: dict[str, Any]
     estimator: Any
     batcher: MicroBatcher
+    drift: DriftWindow | None = None
 
 
 # Models loaded in this worker process, by task; read by the handlers and by GET /model.
@@ -101,7 +103,8 @@ class PredictionService:
             # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
             if metadata.get("input_example"):
                 predict(pd.DataFrame.from_records(metadata["input_example"], columns=columns).head(1))
-            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, MicroBatcher(predict, columns))
+            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, MicroBatcher(predict, columns),
+                                       _drift_window(task, reference))
         while True:  # the log directory may be a volume that is not there yet: keep trying
             try:
                 open_process_log(SETTINGS.log_dir)
@@ -175,6 +178,8 @@ class PredictionService:
             logger.error("answering 503: %s", exc)
             return _unavailable(ctx, "prediction log unavailable; the prediction was not served", request_id)
         metrics.PREDICTIONS.labels(task, served.tag).inc(len(rows))
+        if served.drift is not None:
+            served.drift.add(rows, [row.prediction for row in logged])
         if task == "housing":
             for value in values:
                 metrics.HOUSING_VALUE.observe(float(value))
@@ -182,6 +187,16 @@ class PredictionService:
             for row in logged:
                 metrics.IRIS_SPECIES.labels(row.prediction["species"]).inc()
         return served, request_id, values
+
+
+def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:
+    """The live drift window over the reference profile packaged with the model (stage `profile`)."""
+    profile = model.custom_objects.get("reference")
+    if profile is None:
+        logger.warning("%s has no reference profile: no live drift scores for %s (re-run `dvc repro`)",
+                       model.tag, task)
+        return None
+    return DriftWindow(profile, gauge_publisher(task, list(profile["features"])))
 
 
 def _jsonable(task: str, served: ServedModel, value: Any) -> Any:

@@ -64,6 +64,11 @@ def champion_info(task: str) -> Path:
     return Path("models") / task / "champion.json"
 
 
+def reference_profile(task: str) -> Path:
+    """What the champion's inputs and predictions looked like in training: the drift baseline."""
+    return Path("models") / task / "reference.json"
+
+
 def metrics_file(task: str) -> Path:
     return Path("metrics") / f"{task}.json"
 

@@ -2,6 +2,10 @@
 
 Each champion is saved as `<name>:<version>` (names from bento_service/config.py) with metadata:
 MLflow run id, model URI and registry version, CV and test metrics, raw-data md5, git commit.
+Its reference profile (stage `profile`) travels with it as the custom object "reference": the
+service loads it for the live drift score and `make monitor` for the offline report, so drift is
+always measured against the training data of the model that made the predictions. (Not metadata:
+GET /model returns the metadata, and the profile holds a 2000-row sample.)
 Writes models/bento_models.json with the tags, for `bentoml build` and for people.
 
     python -m stages.package
@@ -14,7 +18,7 @@ import sys
 import joblib
 
 from stages.atomic import read_json, write_json
-from stages.config import TASKS, champion_info, champion_model
+from stages.config import TASKS, champion_info, champion_model, reference_profile
 from stages.preprocess import read_split
 
 
@@ -41,7 +45,8 @@ def package(task: str, git_commit: str) -> str:
     }
     model = joblib.load(champion_model(task))
     saved = bentoml.sklearn.save_model(MODEL_NAMES[task], model, metadata=metadata, labels={"task": task},
-                                       signatures={"predict": {"batchable": False}})
+                                       signatures={"predict": {"batchable": False}},
+                                       custom_objects={"reference": read_json(reference_profile(task))})
     return str(saved.tag)
 
 
@@ -51,7 +56,7 @@ def main() -> None:
     try:
         tags = {task: package(task, git_commit()) for task in TASKS}
     except FileNotFoundError as exc:
-        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate` first")
+        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate profile` first")
     write_json("models/bento_models.json", tags)
     for task, tag in tags.items():
         print(f"package {task}: {tag}")
