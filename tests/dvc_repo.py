@@ -72,13 +72,17 @@ class Result:
 class PipelineRepo:
     """A git + DVC repository with the project's pipeline, in `path`."""
 
-    def __init__(self, path: Path, housing_csv: Path) -> None:
+    def __init__(self, path: Path, housing_csv: Path, bentoml_home: Path | None = None) -> None:
         self.path = path
         self.housing_csv = housing_csv
+        # None: the session's store (the models the service tests serve); a path: a private store, so a
+        # test that re-runs `package` cannot change what `:latest` means for other tests.
+        self.bentoml_home = bentoml_home
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, housing_csv: Path, params: dict[str, Any] | None = None) -> PipelineRepo:
+    def create(cls, path: Path, housing_csv: Path, params: dict[str, Any] | None = None,
+               bentoml_home: Path | None = None) -> PipelineRepo:
         path.mkdir(parents=True, exist_ok=True)
         for name in FILES:
             source = PROJECT_ROOT / name
@@ -91,7 +95,7 @@ class PipelineRepo:
             params["data"]["housing"]["md5"] = md5sum(housing_csv)
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         shutil.copy2(PROJECT_ROOT / ".gitignore", path / ".gitignore")
-        repo = cls(path, housing_csv)
+        repo = cls(path, housing_csv, bentoml_home)
         repo.git("init", "-q", "-b", "main")
         repo.git("config", "user.email", "tests@example.com")
         repo.git("config", "user.name", "tests")
@@ -104,11 +108,13 @@ class PipelineRepo:
     def clone_to(self, path: Path) -> PipelineRepo:
         """A full copy (work tree, git, DVC cache, MLflow database) to mutate freely."""
         shutil.copytree(self.path, path, symlinks=True)
-        return PipelineRepo(path, self.housing_csv)
+        return PipelineRepo(path, self.housing_csv, bentoml_home=path.parent / "bentoml-home")
 
     # -- commands ------------------------------------------------------------------------
     def run(self, *args: str, check: bool = False, env: dict[str, str] | None = None, timeout: float = 900) -> Result:
         environment = venv_env(HOUSING_CSV=str(self.housing_csv))
+        if self.bentoml_home is not None:
+            environment["BENTOML_HOME"] = str(self.bentoml_home)
         environment.update(env or {})
         proc = subprocess.run(args, cwd=self.path, env=environment, capture_output=True, text=True, timeout=timeout)
         result = Result(proc.returncode, proc.stdout, proc.stderr)

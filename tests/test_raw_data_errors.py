@@ -68,7 +68,7 @@ def test_iris_species_must_be_known() -> None:
 def _fresh_repo(tmp_path: Path, raw: pd.DataFrame) -> PipelineRepo:
     csv = tmp_path / "housing.csv"
     raw.to_csv(csv, index=False)
-    return PipelineRepo.create(tmp_path / "repo", csv)
+    return PipelineRepo.create(tmp_path / "repo", csv, bentoml_home=tmp_path / "bentoml-home")
 
 
 def test_non_numeric_column_fails_preprocess_cleanly(tmp_path: Path) -> None:

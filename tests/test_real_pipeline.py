@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def real_repo(tmp_path_factory: pytest.TempPathFactory, real_housing_csv: Path) -> PipelineRepo:
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    repo = PipelineRepo.create(tmp_path_factory.mktemp("real") / "repo", real_housing_csv, params=params)
+    root = tmp_path_factory.mktemp("real")
+    repo = PipelineRepo.create(root / "repo", real_housing_csv, params=params, bentoml_home=root / "bentoml-home")
     repo.first_repro_output = repo.repro().output  # type: ignore[attr-defined]
     return repo
 
