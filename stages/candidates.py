@@ -7,14 +7,17 @@ A candidate block names an estimator from ESTIMATORS and its hyperparameters, e.
       seeds: 5            # average this many differently-seeded copies
       hyperparams: {learning_rate: 0.05, max_iter: 800}
 
-Adding a candidate is adding a block: the DVC stage list is generated from the keys.
+Adding a candidate is adding a block: the DVC stage list is generated from the keys. A block may also
+carry a ``search`` block: its hyperparameters are then tuned by CV first (stages/tuning.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sklearn.base import BaseEstimator, clone
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, clone
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
@@ -27,6 +30,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.utils.validation import check_is_fitted
 
 from stages.features import HousingFeatures
 
@@ -37,6 +41,7 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "random_forest_regressor": RandomForestRegressor,
     "hist_gradient_boosting_regressor": HistGradientBoostingRegressor,
     "logistic_regression": LogisticRegression,
+    "linear_discriminant_analysis": LinearDiscriminantAnalysis,
     "decision_tree_classifier": DecisionTreeClassifier,
     "random_forest_classifier": RandomForestClassifier,
     "gradient_boosting_classifier": GradientBoostingClassifier,
@@ -44,8 +49,30 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
 }
 
 
+class ClippedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
+    """A regressor whose predictions are clipped to the range of the target it was fitted on.
+
+    Boosted trees add up corrections and can predict beyond any value seen (above the census's
+    $500,001 cap, for instance); a prediction outside the training range is never better than its edge.
+    """
+
+    def __init__(self, regressor: BaseEstimator) -> None:
+        self.regressor = regressor
+
+    def fit(self, X, y) -> ClippedRegressor:
+        y = np.asarray(y, dtype=float)
+        self.regressor_ = clone(self.regressor).fit(X, y)
+        self.target_min_, self.target_max_ = float(y.min()), float(y.max())
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "regressor_")
+        return np.clip(self.regressor_.predict(X), self.target_min_, self.target_max_)
+
+
 def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:
-    """The bare estimator of a candidate block, seeded; several seeds are averaged."""
+    """The bare estimator of a candidate block, seeded; several seeds are averaged. Regressors predict
+    within the training target's range."""
     name = spec.get("estimator")
     if name not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(sorted(ESTIMATORS))}")
@@ -53,11 +80,13 @@ def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:
     if "random_state" in estimator.get_params():
         estimator.set_params(random_state=seed)
     seeds = int(spec.get("seeds", 1))
-    if seeds <= 1:
-        return estimator
-    if not name.endswith("_regressor"):
-        raise ValueError(f"seeds > 1 (seed averaging) is only supported for regressors, not {name}")
-    return VotingRegressor([(f"seed_{i}", clone(estimator).set_params(random_state=seed + i)) for i in range(seeds)])
+    regressor = name.endswith("_regressor")
+    if seeds > 1:
+        if not regressor:
+            raise ValueError(f"seeds > 1 (seed averaging) is only supported for regressors, not {name}")
+        estimator = VotingRegressor([(f"seed_{i}", clone(estimator).set_params(random_state=seed + i))
+                                     for i in range(seeds)])
+    return ClippedRegressor(estimator) if regressor else estimator
 
 
 def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], seed: int) -> Pipeline:
