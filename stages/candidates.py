@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -30,9 +29,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from sklearn.utils.validation import check_is_fitted
 
-from stages.features import HousingFeatures
+from stages.features import ClippedRegressor, HousingFeatures
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "linear_regression": LinearRegression,
@@ -47,27 +45,6 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "gradient_boosting_classifier": GradientBoostingClassifier,
     "hist_gradient_boosting_classifier": HistGradientBoostingClassifier,
 }
-
-
-class ClippedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
-    """A regressor whose predictions are clipped to the range of the target it was fitted on.
-
-    Boosted trees add up corrections and can predict beyond any value seen (above the census's
-    $500,001 cap, for instance); a prediction outside the training range is never better than its edge.
-    """
-
-    def __init__(self, regressor: BaseEstimator) -> None:
-        self.regressor = regressor
-
-    def fit(self, X, y) -> ClippedRegressor:
-        y = np.asarray(y, dtype=float)
-        self.regressor_ = clone(self.regressor).fit(X, y)
-        self.target_min_, self.target_max_ = float(y.min()), float(y.max())
-        return self
-
-    def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "regressor_")
-        return np.clip(self.regressor_.predict(X), self.target_min_, self.target_max_)
 
 
 def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:

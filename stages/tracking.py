@@ -28,7 +28,7 @@ SKOPS_TRUSTED_TYPES = (
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",
-    "stages.candidates.ClippedRegressor",
+    "stages.features.ClippedRegressor",
     "stages.features.HousingFeatures",
 )
 

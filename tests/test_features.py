@@ -17,6 +17,7 @@ from sklearn.model_selection import KFold
 
 from stages.config import load_params
 from stages.features import LONGITUDE_SCALE, HousingFeatures
+from stages.fetch import write_iris_csv
 from stages.schema import HOUSING, OCEAN_PROXIMITY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -124,12 +125,8 @@ def train_only_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     X.assign(median_house_value=y).to_csv(housing / "train.csv", index=False)
     iris = tmp_path / "data" / "prepared" / "iris"
     iris.mkdir(parents=True)
-    from sklearn.datasets import load_iris
-
-    bunch = load_iris(as_frame=True)
-    frame = bunch.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [bunch.target_names[i] for i in frame.pop("target")]
-    frame.iloc[::5].to_csv(iris / "train.csv", index=False)  # 30 rows, 10 per class
+    write_iris_csv(tmp_path / "iris.csv")
+    pd.read_csv(tmp_path / "iris.csv").iloc[::5].to_csv(iris / "train.csv", index=False)  # 30 rows, 10 per class
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris
 
 from stages.candidates import build_pipeline
+from stages.fetch import write_iris_csv
+from stages.schema import IRIS
 from stages.scoring import cross_validation
 from stages.tuning import check_search, configurations, trials_table, tune
 from tests.test_features import housing_frame
@@ -16,10 +17,11 @@ CV = {"folds": 3, "seed": 42, "n_jobs": 1}
 
 
 @pytest.fixture(scope="module")
-def iris() -> tuple[pd.DataFrame, pd.Series]:
-    bunch = load_iris(as_frame=True)
-    X = bunch.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    return X, pd.Series([bunch.target_names[i] for i in bunch.target], name="species")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.Series]:
+    path = tmp_path_factory.mktemp("iris") / "iris.csv"
+    write_iris_csv(path)
+    frame = pd.read_csv(path)
+    return frame[IRIS.feature_names], frame[IRIS.target.name]
 
 
 def logreg(space: dict, n_iter: int = 10, **hyperparams) -> dict:
