@@ -7,7 +7,8 @@ A candidate block names an estimator from ESTIMATORS and its hyperparameters, e.
       seeds: 5            # average this many differently-seeded copies
       hyperparams: {learning_rate: 0.05, max_iter: 800}
 
-Adding a candidate is adding a block: the DVC stage list is generated from the keys.
+Adding a candidate is adding a block: the DVC stage list is generated from the keys. A block may also
+carry a ``search`` block: its hyperparameters are then tuned by CV first (stages/tuning.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from sklearn.base import BaseEstimator, clone
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
@@ -28,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from stages.features import HousingFeatures
+from stages.features import ClippedRegressor, HousingFeatures
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "linear_regression": LinearRegression,
@@ -37,6 +39,7 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "random_forest_regressor": RandomForestRegressor,
     "hist_gradient_boosting_regressor": HistGradientBoostingRegressor,
     "logistic_regression": LogisticRegression,
+    "linear_discriminant_analysis": LinearDiscriminantAnalysis,
     "decision_tree_classifier": DecisionTreeClassifier,
     "random_forest_classifier": RandomForestClassifier,
     "gradient_boosting_classifier": GradientBoostingClassifier,
@@ -45,7 +48,8 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
 
 
 def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:
-    """The bare estimator of a candidate block, seeded; several seeds are averaged."""
+    """The bare estimator of a candidate block, seeded; several seeds are averaged. Regressors predict
+    within the training target's range."""
     name = spec.get("estimator")
     if name not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(sorted(ESTIMATORS))}")
@@ -53,11 +57,13 @@ def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:
     if "random_state" in estimator.get_params():
         estimator.set_params(random_state=seed)
     seeds = int(spec.get("seeds", 1))
-    if seeds <= 1:
-        return estimator
-    if not name.endswith("_regressor"):
-        raise ValueError(f"seeds > 1 (seed averaging) is only supported for regressors, not {name}")
-    return VotingRegressor([(f"seed_{i}", clone(estimator).set_params(random_state=seed + i)) for i in range(seeds)])
+    regressor = name.endswith("_regressor")
+    if seeds > 1:
+        if not regressor:
+            raise ValueError(f"seeds > 1 (seed averaging) is only supported for regressors, not {name}")
+        estimator = VotingRegressor([(f"seed_{i}", clone(estimator).set_params(random_state=seed + i))
+                                     for i in range(seeds)])
+    return ClippedRegressor(estimator) if regressor else estimator
 
 
 def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], seed: int) -> Pipeline:

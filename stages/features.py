@@ -14,6 +14,10 @@ Features, all learned on the training split only:
 - neighbour target means: the mean target of the k nearest training block groups by location.
   ``fit_transform`` computes them out of fold (a row's own target never feeds its own feature,
   as in scikit-learn's TargetEncoder); ``transform`` uses every training row.
+
+The module also holds ClippedRegressor, the last step of every housing model. Every class of ours
+that a saved model holds lives here, so loading a model (in the service, in the Bento) needs this
+module and scikit-learn only.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, TransformerMixin, clone
 from sklearn.model_selection import KFold
 from sklearn.neighbors import KDTree
 from sklearn.utils.validation import check_is_fitted
@@ -187,3 +191,24 @@ class HousingFeatures(TransformerMixin, BaseEstimator):
         names += [f"ocean_proximity_{c}" for c in OCEAN_PROXIMITY]
         names += [f"neighbor_mean_target_{k}" for k in self.neighbor_counts]
         return names
+
+
+class ClippedRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
+    """A regressor whose predictions are clipped to the range of the target it was fitted on.
+
+    Boosted trees add up corrections and can predict beyond any value seen (above the census's
+    $500,001 cap, for instance); a prediction outside the training range is never better than its edge.
+    """
+
+    def __init__(self, regressor: BaseEstimator) -> None:
+        self.regressor = regressor
+
+    def fit(self, X, y) -> ClippedRegressor:
+        y = np.asarray(y, dtype=float)
+        self.regressor_ = clone(self.regressor).fit(X, y)
+        self.target_min_, self.target_max_ = float(y.min()), float(y.max())
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "regressor_")
+        return np.clip(self.regressor_.predict(X), self.target_min_, self.target_max_)

@@ -28,6 +28,7 @@ SKOPS_TRUSTED_TYPES = (
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",
+    "stages.features.ClippedRegressor",
     "stages.features.HousingFeatures",
 )
 
