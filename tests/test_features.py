@@ -25,7 +25,11 @@ COUNTS = (1, 5, 20)
 
 
 def housing_frame(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Plausible raw block groups in California and a target that depends on place and income."""
+    """Plausible raw block groups in California and a target that depends on place and income.
+
+    Unlike tests/data_factory.py, the target is continuous and never clipped: the leakage tests compare a
+    row's neighbour feature with its own target, and tied target values would make that comparison lie.
+    """
     rng = np.random.default_rng(seed)
     households = rng.integers(50, 1500, rows).astype(float)
     rooms = households * rng.uniform(3, 7, rows)
