@@ -12,7 +12,7 @@ export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
 
 BENTO_NAME := prediction_service
 
-.PHONY: install run repro bento serve report monitor test lint clean-venv
+.PHONY: install run repro bento serve report monitor test lint bench bench-smoke clean-venv
 
 install: $(INSTALLED)
 
@@ -49,6 +49,14 @@ monitor: install
 ## test: the test suite
 test: install
 	$(BIN)/python -m pytest
+
+## bench: serving against the peers + pipeline timings (~25 min); writes bench/RESULTS.md, bench/results.json
+bench: install
+	$(BIN)/python -m bench
+
+## bench-smoke: the same harness, a few seconds per server, into .artifacts/bench-smoke/ (needs `make run` first)
+bench-smoke: install
+	$(BIN)/python -m bench --smoke
 
 ## lint: ruff
 lint: install

@@ -26,6 +26,7 @@ class Settings:
     max_batch_records: int
     max_body_bytes: int
     workers: int
+    trace_predictions: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -35,6 +36,7 @@ class Settings:
             max_batch_records=_int("MAX_BATCH_RECORDS", 1000),
             max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
             workers=_int("WORKERS", 1),
+            trace_predictions=os.environ.get("TRACE_PREDICTIONS", "").lower() in ("1", "true", "yes"),
         )
 
 

@@ -31,11 +31,13 @@ def train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple[
 
     Returns (model, summary); summary["params"] is the candidate block as fitted (a search block replaced by the
     hyperparameters it chose) and summary["search"] the search's report.
+
+    Native thread pools (OpenMP, BLAS) are limited to one thread: HistGradientBoosting's OpenMP threads
+    spin-wait at every barrier, and on a 2-core machine shared with other jobs its 5-fold CV took 77-170 s
+    with the default pool and 8-11 s with one thread; the service also runs with OMP_NUM_THREADS=1, so the
+    latency measured below is the latency served. joblib's `n_jobs` (forests, CV folds) still uses every core.
     """
-    # One OpenMP thread: on the shared 2-core machine a busy-waiting OpenMP pool collapses whenever another
-    # process holds a core (a 5-fold HGB CV took 10.6 s on one thread, 170 s on two, under load), and the
-    # service runs with OMP_NUM_THREADS=1, so the latency measured below is the latency served.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1):
         return _train_candidate(task, candidate, params)
 
 

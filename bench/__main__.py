@@ -1,0 +1,125 @@
+"""`python -m bench`: run the benchmarks, write the raw JSON and the Markdown report.
+
+    python -m bench                      # full run: bench/results.json and bench/RESULTS.md
+    python -m bench --smoke              # seconds per server, into .artifacts/bench-smoke/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import machine, pipeline, report
+from bench.loadgen import available_tool
+from bench.serving import ServingPlan, run_serving
+
+CODE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOUSING_CSV = CODE_ROOT.parent / "shared" / "data" / "california_housing" / "housing.csv"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny run: 1 round, short runs, w1, no full pipeline")
+    parser.add_argument("--repo", type=Path, default=CODE_ROOT,
+                        help="a reproduced pipeline repository: its models, data and mlflow.db are served")
+    parser.add_argument("--out-dir", type=Path, help="where results.json and RESULTS.md go (default: bench/, "
+                                                      "or .artifacts/bench-smoke/ with --smoke)")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--duration", type=float, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, help="seconds of discarded warm-up per run")
+    parser.add_argument("--connections", type=_ints)
+    parser.add_argument("--workers", type=_ints)
+    parser.add_argument("--peers", default="mlflow,seed", help="comma-separated: mlflow, seed (empty: none)")
+    parser.add_argument("--tool", choices=("auto", "wrk", "asyncio"), default="auto")
+    parser.add_argument("--target", help="bentoml serve target for the project (default: the dev service; "
+                                         "e.g. a Bento tag from .bento-tag)")
+    parser.add_argument("--pipeline", choices=("full", "noop", "none"), help="full: clean-copy repro, no-op, "
+                        "one-candidate change (minutes); noop: no-op repro of --repo; default full (smoke: noop)")
+    parser.add_argument("--no-serving", action="store_true")
+    parser.add_argument("--housing-csv", type=Path, default=None,
+                        help="raw data for the full pipeline run (default: $HOUSING_CSV, else ../shared/...)")
+    args = parser.parse_args(argv)
+    smoke = args.smoke
+    args.rounds = args.rounds or (1 if smoke else 3)
+    args.duration = args.duration or (2.0 if smoke else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if smoke else 2.0)
+    args.connections = args.connections or ([4] if smoke else [16, 32])
+    args.workers = args.workers or ([1] if smoke else [1, 2])
+    args.pipeline = args.pipeline or ("noop" if smoke else "full")
+    args.out_dir = args.out_dir or (CODE_ROOT / ".artifacts" / "bench-smoke" if smoke else CODE_ROOT / "bench")
+    args.repo = args.repo.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    tool = available_tool(args.tool)
+    results: dict = {
+        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "config": {"smoke": args.smoke, "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
+                   "batch_duration_s": args.duration / 2, "connections": args.connections, "workers": args.workers,
+                   "peers": [p for p in args.peers.split(",") if p], "tool": tool, "repo": str(args.repo)},
+        "commands": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        scratch_dir = Path(scratch)
+        if not args.no_serving:
+            print(f"serving: {tool}, rounds={args.rounds}, {args.duration:g} s per run", flush=True)
+            plan = ServingPlan(code_root=CODE_ROOT, repo=args.repo, work_dir=scratch_dir / "serving",
+                               workers=args.workers, connections=args.connections,
+                               peers=results["config"]["peers"], rounds=args.rounds, duration_s=args.duration,
+                               warmup_s=args.warmup, batch_duration_s=args.duration / 2,
+                               batch_rows=50 if args.smoke else 1000, tool=tool, project_target=args.target,
+                               log=lambda line: print(line, flush=True))
+            results["config"]["batch_rows"] = plan.batch_rows
+            results["serving"] = run_serving(plan)
+            results["commands"] += _serving_commands(results["config"], args.target)
+        if args.pipeline == "full":
+            csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or DEFAULT_HOUSING_CSV)
+            print(f"pipeline: full repro in a scratch copy with HOUSING_CSV={csv}", flush=True)
+            results["pipeline"] = pipeline.measure_full(CODE_ROOT, scratch_dir / "pipeline", csv)
+            results["commands"] += [f"HOUSING_CSV={csv} dvc repro    # in a scratch copy: git ls-files, git init",
+                                    "dvc repro    # x5, no-op", "dvc repro    # after " +
+                                    results["pipeline"]["one_candidate"]["change"], "dvc repro    # after reverting"]
+        elif args.pipeline == "noop":
+            print(f"pipeline: no-op repro in {args.repo}", flush=True)
+            results["pipeline"] = pipeline.measure_noop_only(args.repo)
+            results["commands"] += [f"cd {args.repo} && dvc repro    # no-op, x3"]
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out_dir / "RESULTS.md").write_text(report.render(results))
+    print(f"wrote {args.out_dir / 'results.json'} and {args.out_dir / 'RESULTS.md'}")
+    return 0
+
+
+def _serving_commands(config: dict, target: str | None) -> list[str]:
+    return [
+        f"OMP_NUM_THREADS=1 WORKERS=N PREDICTION_LOG_DIR=<tmp> BENTOML_HOME=<private> "
+        f"bentoml serve {target or 'bento_service.service:PredictionService'} --host 127.0.0.1 --port P",
+        "OMP_NUM_THREADS=1 MLFLOW_TRACKING_URI=sqlite:///<repo>/mlflow.db PATH=.venv/bin:$PATH "
+        "mlflow models serve -m models:/housing-regressor@champion --env-manager local --workers N "
+        "--host 127.0.0.1 --port P",
+        "OMP_NUM_THREADS=1 SEED_MODEL=models/housing/champion.joblib SEED_DB=<tmp> "
+        "python -m uvicorn bench.seed_app:app --workers N --host 127.0.0.1 --port P",
+        (f"wrk -t1 -cC -d{config['duration_s']:g}s --timeout 30s -s bench/post.lua URL -- <bodies.jsonl>"
+         if config["tool"] == "wrk" else "asyncio client (bench/loadgen.py), C keep-alive connections"),
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Launchers for the servers under test: the project (`bentoml serve`) and its two peers.
+
+Each server runs in its own process group on a free loopback port with OMP_NUM_THREADS=1 (one
+OpenMP thread per worker process: with two cores shared by workers and the load generator, a
+bigger pool only fights the event loop; stack.md measured about 2x at 32 connections), writes
+its output to a file in its work directory, and is stopped with its whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import workload
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env.update({"OMP_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1",
+                "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"})
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A server process group. Subclasses set `name`, `predict_path`, `ready_path` and `command()`."""
+
+    name = "server"
+    predict_path = "/"
+    ready_path = "/"
+    logs_predictions = False
+
+    def __init__(self, work_dir: Path, workers: int) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.work_dir = work_dir / f"{self.name}-w{workers}"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+        self._output = None
+        self.started_s = 0.0
+        self._start_time = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} w{self.workers}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return _base_env()
+
+    def cwd(self) -> Path:
+        return self.work_dir
+
+    def body(self, row: dict[str, Any]) -> bytes:
+        return workload.project_body(row)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._output = open(self.work_dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(self.command(), cwd=self.cwd(), env=self.env(), stdout=self._output,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._start_time = time.monotonic()
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited {self.process.returncode}:\n{self.output_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                    if response.status == 200:
+                        self.started_s = time.monotonic() - self._start_time
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.label} not ready after {timeout} s:\n{self.output_tail()}")
+
+    def output_tail(self, chars: int = 3000) -> str:
+        if self._output is not None:
+            self._output.flush()
+        path = self.work_dir / "server.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # workers left behind by a leader that exited
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    # -- measurements --------------------------------------------------------------------
+    def processes(self) -> list[psutil.Process]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of every live process of the server."""
+        total = 0.0
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def memory(self) -> list[dict[str, Any]]:
+        """RSS of each process of the server, with its role (worker or supervisor/helper)."""
+        out = []
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                cmdline = " ".join(proc.cmdline())
+                rss_mb = round(proc.memory_info().rss / 2**20, 1)
+                out.append({"pid": proc.pid, "role": self.role(cmdline), "rss_mb": rss_mb, "cmd": cmdline[:120]})
+        return out
+
+    def role(self, cmdline: str) -> str:
+        return "worker"
+
+    def logged_rows(self) -> int | None:
+        """Predictions the server has logged (None when it keeps no log)."""
+        return None
+
+
+class ProjectServer(Server):
+    """`bentoml serve` of the project: the development target from the code root, or a built Bento.
+
+    BENTOML_HOME is private (BentoML empties $BENTOML_HOME/prometheus_multiproc_dir at start, so
+    servers must not share one) and holds exactly the models that the repository's package stage
+    recorded in models/bento_models.json, so `<name>:latest` cannot resolve to a model another
+    pipeline run put into a shared store.
+    """
+
+    name = "project"
+    predict_path = "/housing/predict"
+    ready_path = "/readyz"
+    logs_predictions = True
+
+    def __init__(self, work_dir: Path, workers: int, code_root: Path, repo: Path, target: str | None = None) -> None:
+        super().__init__(work_dir, workers)
+        self.code_root = code_root
+        self.repo = repo
+        self.target = target or "bento_service.service:PredictionService"
+        self.log_dir = self.work_dir / "prediction-logs"
+        self.home = self.work_dir / "bentoml-home"
+
+    def command(self) -> list[str]:
+        return [str(VENV_BIN / "bentoml"), "serve", self.target, "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def cwd(self) -> Path:
+        return self.code_root
+
+    def env(self) -> dict[str, str]:
+        private_bentoml_home(self.home, self.repo)
+        return _base_env(PREDICTION_LOG_DIR=str(self.log_dir), WORKERS=str(self.workers), BENTOML_HOME=str(self.home))
+
+    def role(self, cmdline: str) -> str:
+        return "worker" if "_bentoml_impl.worker" in cmdline else "supervisor"
+
+    def logged_rows(self) -> int | None:
+        path = self.log_dir / "predictions.db"
+        if not path.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+
+
+def source_bentoml_home() -> Path:
+    return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+
+
+def private_bentoml_home(home: Path, repo: Path) -> Path:
+    """A BentoML home whose model store holds only the repository's packaged models (symlinks)."""
+    source = source_bentoml_home()
+    tags = json.loads((repo / "models" / "bento_models.json").read_text())
+    for tag in tags.values():
+        name, version = tag.split(":")
+        stored = source / "models" / name / version
+        if not stored.is_dir():
+            raise FileNotFoundError(f"model {tag} (models/bento_models.json) is not in {source}/models: "
+                                    "run the pipeline's package stage with this BENTOML_HOME")
+        target = home / "models" / name
+        target.mkdir(parents=True, exist_ok=True)
+        if not (target / version).exists():
+            (target / version).symlink_to(stored)
+        (target / "latest").write_text(version)
+    bentos = home / "bentos"
+    if not bentos.exists() and (source / "bentos").is_dir():
+        bentos.symlink_to(source / "bentos")
+    return home
+
+
+class MlflowServer(Server):
+    """Peer 1: `mlflow models serve --env-manager local` of the registered champion (uvicorn + FastAPI)."""
+
+    name = "mlflow"
+    predict_path = "/invocations"
+    ready_path = "/ping"
+
+    def __init__(self, work_dir: Path, workers: int, repo: Path) -> None:
+        super().__init__(work_dir, workers)
+        self.repo = repo
+        info = json.loads((repo / "models" / "housing" / "champion.json").read_text())
+        self.model_uri = f"models:/{info['registered_model']}@champion"
+
+    def command(self) -> list[str]:
+        return [str(VENV_BIN / "mlflow"), "models", "serve", "-m", self.model_uri, "--env-manager", "local",
+                "--workers", str(self.workers), "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def env(self) -> dict[str, str]:
+        # mlflow launches `uvicorn` through PATH: the virtualenv's bin must be on it (stack.md).
+        return _base_env(MLFLOW_TRACKING_URI=f"sqlite:///{self.repo.resolve() / 'mlflow.db'}")
+
+    def body(self, row: dict[str, Any]) -> bytes:
+        return workload.mlflow_body(row)
+
+    def role(self, cmdline: str) -> str:
+        if "resource_tracker" in cmdline or "mlflow models serve" in cmdline or "bin/mlflow" in cmdline:
+            return "supervisor"
+        if self.workers > 1 and "spawn_main" not in cmdline:
+            return "supervisor"  # uvicorn's manager process; the workers are multiprocessing children
+        return "worker"
+
+
+class SeedServer(Server):
+    """Peer 2: the seed's design (bench/seed_app.py) under uvicorn."""
+
+    name = "seed"
+    predict_path = "/housing/predict"
+    ready_path = "/health"
+    logs_predictions = True
+
+    def __init__(self, work_dir: Path, workers: int, code_root: Path, repo: Path) -> None:
+        super().__init__(work_dir, workers)
+        self.code_root = code_root
+        self.repo = repo
+        self.db = self.work_dir / "seed-predictions.db"
+
+    def command(self) -> list[str]:
+        return [str(VENV_BIN / "python"), "-m", "uvicorn", "bench.seed_app:app", "--workers", str(self.workers),
+                "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def cwd(self) -> Path:
+        return self.code_root
+
+    def env(self) -> dict[str, str]:
+        return _base_env(SEED_MODEL=str(self.repo / "models" / "housing" / "champion.joblib"), SEED_DB=str(self.db),
+                         PYTHONPATH=str(self.code_root))
+
+    def role(self, cmdline: str) -> str:
+        if "resource_tracker" in cmdline or (self.workers > 1 and "spawn_main" not in cmdline):
+            return "supervisor"
+        return "worker"
+
+    def logged_rows(self) -> int | None:
+        if not self.db.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(self.db, timeout=30)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])

@@ -1,0 +1,69 @@
+"""The issue's targets, checked against a run's summary: met / not met, with the numbers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+P99_AT_16_MS = 100.0
+VS_MLFLOW = 3.0
+VS_SEED = 5.0
+BATCH_SHARE = 0.5
+NOOP_S = 1.5
+ONE_CANDIDATE_S = 20.0
+FULL_S = 180.0
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
+def check(results: dict[str, Any]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    serving = results.get("serving")
+    if serving:
+        summary = serving["summary"]
+        for ratio in summary["ratios"]:
+            goal = VS_MLFLOW if ratio["peer"] == "mlflow" else VS_SEED
+            ok = ratio["throughput_ratio"] >= goal
+            if ratio["peer"] == "mlflow":
+                ok = ok and ratio["project_p99_ms"] <= ratio["peer_p99_ms"]
+            out.append({"target": f">= {goal:g}x {ratio['peer']} throughput at {ratio['connections']} connections"
+                                  + (" at equal or lower p99" if ratio["peer"] == "mlflow" else ""),
+                        "measured": f"{ratio['throughput_ratio']:.2f}x (p99 {ratio['project_p99_ms']:.1f} vs "
+                                    f"{ratio['peer_p99_ms']:.1f} ms)", "verdict": _verdict(ok)})
+        for best in summary["best"]:
+            if best["server"] == "project" and best["connections"] == 16:
+                out.append({"target": f"p99 <= {P99_AT_16_MS:g} ms at 16 connections",
+                            "measured": f"{best['p99_ms']:.1f} ms (w{best['workers']})",
+                            "verdict": _verdict(best["p99_ms"] <= P99_AT_16_MS)})
+        non_2xx = sum(c["non_2xx"] + c["socket_errors"] for c in summary["configs"] if c["server"] == "project")
+        non_2xx += sum(b["non_2xx"] for b in summary["batch"])
+        out.append({"target": "zero non-2xx (project)", "measured": f"{non_2xx} non-2xx or socket errors",
+                    "verdict": _verdict(non_2xx == 0)})
+        missing = sum(v["answered_but_not_logged"] for k, v in serving["logging"].items() if k.startswith("project"))
+        logged = sum(v["logged_rows"] for k, v in serving["logging"].items() if k.startswith("project"))
+        out.append({"target": "every request logged (project)",
+                    "measured": f"{logged} rows logged, {missing} answered rows missing",
+                    "verdict": _verdict(missing == 0)})
+        if summary["batch"]:
+            best_batch = max(summary["batch"], key=lambda b: b["ratio_to_inprocess"])
+            out.append({"target": f"predict_batch (1,000 records) >= {BATCH_SHARE:.0%} of in-process predict",
+                        "measured": f"{best_batch['ratio_to_inprocess']:.0%} ({best_batch['rows_per_s']:.0f} vs "
+                                    f"{best_batch['inprocess_rows_per_s']:.0f} rows/s, w{best_batch['workers']})",
+                        "verdict": _verdict(best_batch["ratio_to_inprocess"] >= BATCH_SHARE)})
+    pipeline = results.get("pipeline") or {}
+    noop = (pipeline.get("noop") or {}).get("runs_s")
+    if noop:
+        median = sorted(noop)[len(noop) // 2]
+        out.append({"target": f"no-op dvc repro <= {NOOP_S:g} s", "measured": f"{median:.2f} s (median of {len(noop)})",
+                    "verdict": _verdict(median <= NOOP_S)})
+    if "one_candidate" in pipeline:
+        wall = pipeline["one_candidate"]["wall_s"]
+        out.append({"target": f"one-candidate param change <= {ONE_CANDIDATE_S:g} s", "measured": f"{wall:.1f} s",
+                    "verdict": _verdict(wall <= ONE_CANDIDATE_S)})
+    if "full" in pipeline:
+        wall = pipeline["full"]["wall_s"]
+        out.append({"target": f"full dvc repro <= {FULL_S:g} s", "measured": f"{wall:.1f} s",
+                    "verdict": _verdict(wall <= FULL_S)})
+    return [t for t in out if not any(isinstance(v, float) and math.isnan(v) for v in t.values())]

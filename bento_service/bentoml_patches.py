@@ -1,0 +1,71 @@
+"""A fix for a BentoML 1.4.40 internal that turns into long pauses under load.
+
+BentoML's TimeoutMiddleware (`traffic.timeout`) schedules `loop.call_later(timeout, ...)` for
+every request and never cancels it. Each request's waiter future and the copy of its context
+(OpenTelemetry span, BentoML's request context) therefore stay alive for the whole timeout,
+60 s here: at 600 requests/s about 36,000 requests' objects, which every full garbage
+collection walks. Measured on one worker at 16 connections: full collections of 120-165 ms
+every 1-2 s, which made the p99 latency. The replacement below is the same code plus
+`timer.cancel()` when the request ends, so the 504-on-timeout behaviour is unchanged.
+
+It is applied only if the installed middleware is still the known one; otherwise (an upgraded
+BentoML) it leaves BentoML alone and says so in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from typing import Any
+
+from bentoml._internal.server.http.traffic import TimeoutMiddleware
+from starlette.responses import JSONResponse
+
+logger = logging.getLogger("bentoml.prediction_service")
+# The upstream line that schedules the timer and drops its handle (so nothing can cancel it).
+_UPSTREAM_BUG = re.compile(r"^\s*loop\.call_later\(self\.timeout, self\._set_timer_out, waiter\)\s*$", re.MULTILINE)
+
+
+async def _timeout_call(self: TimeoutMiddleware, scope: dict, receive: Any, send: Any) -> None:
+    if scope["type"] not in ("http", "websocket"):
+        return await self.app(scope, receive, send)
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
+
+    async def _send(message: dict) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+        await send(message)
+
+    fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+    try:
+        await waiter
+    except TimeoutError:
+        if fut.cancel():
+            resp = JSONResponse({"error": f"Not able to process the request in {self.timeout} seconds"},
+                                status_code=504)
+            await resp(scope, receive, send)
+    else:
+        await fut
+    finally:
+        timer.cancel()  # the only change: release the request's objects now, not after `timeout` s
+    return None
+
+
+def apply() -> bool:
+    """Install the fixed TimeoutMiddleware.__call__ (idempotent). Returns whether it is installed."""
+    current = TimeoutMiddleware.__call__
+    if current is _timeout_call:
+        return True
+    try:
+        source = inspect.getsource(current)
+    except (OSError, TypeError):
+        source = ""
+    if not _UPSTREAM_BUG.search(source):
+        logger.warning("BentoML's TimeoutMiddleware is not the known 1.4.40 code; timer fix not applied")
+        return False
+    TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
+    return True
