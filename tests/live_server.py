@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.dvc_repo import PROJECT_ROOT
 
@@ -76,13 +77,31 @@ class LiveServer:
         self._out.flush()
         return self.output.read_text(errors="replace")
 
+    def _descendants(self) -> list[psutil.Process]:
+        """The server's processes. BentoML starts each worker in a session of its own, so signalling the
+        server's process group misses them, and a worker that outlives its parent keeps listening."""
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
     def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown hooks, no flushing."""
+        """SIGKILL the server and every worker: no shutdown hooks, no flushing."""
         if self.process.poll() is None:
+            workers = self._descendants()
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+            self._reap(workers)
+
+    @staticmethod
+    def _reap(processes: list[psutil.Process]) -> None:
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(processes, timeout=30)
 
     def stop(self) -> None:
+        workers = self._descendants()
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -92,4 +111,5 @@ class LiveServer:
         else:  # leader gone: make sure no worker is left behind
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+        self._reap(workers)  # anything the graceful stop or the kill left behind
         self._out.close()

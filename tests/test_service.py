@@ -221,6 +221,8 @@ def test_every_answered_request_survives_kill_9(tmp_path: Path, built_repo: Pipe
     finally:
         stop.set()
         live.stop()
+    with pytest.raises(httpx.ConnectError):  # no worker survived to keep answering
+        httpx.get(f"{live.url}/livez", timeout=2)
     logged = {r["request_id"] for r in _db_rows(tmp_path / "logs")}
     lines = {line["request_id"] for line in _jsonl(tmp_path / "logs")}
     assert len(answered) > 20
