@@ -77,6 +77,19 @@ def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], se
     return Pipeline(steps)
 
 
+# Estimators whose fit holds the GIL most of the time (HistGradientBoosting runs a Python loop per boosting
+# iteration): their CV folds run in worker processes. Every other estimator's folds run in threads, which start
+# at once, while a process pool costs about 1.5 s to start (each worker imports scikit-learn and pandas), more than
+# the whole CV of a linear model. Measured 5-fold CV on the housing training split, 2 cores, 2 jobs:
+# hgb 12.0 s in processes vs 16.7 s in threads; tree 1.1 s in threads vs 2.6 s in a fresh process pool.
+GIL_BOUND_ESTIMATORS = frozenset({"hist_gradient_boosting_regressor", "hist_gradient_boosting_classifier"})
+
+
+def fold_backend(spec: dict[str, Any]) -> str:
+    """joblib backend for running a candidate's CV folds in parallel: "loky" (processes) or "threading"."""
+    return "loky" if spec.get("estimator") in GIL_BOUND_ESTIMATORS else "threading"
+
+
 def single_threaded(model: BaseEstimator) -> BaseEstimator:
     """Set every ``n_jobs`` in the model to 1 before saving it.
 

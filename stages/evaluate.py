@@ -4,8 +4,9 @@ The champion is chosen first, by the rule in params (`<task>.champion`) over CV 
 latency from the training split; test scores are computed afterwards and only reported.
 
 Writes metrics/<task>.json (git-tracked), plot data under metrics/plots/<task>/, the champion at
-models/<task>/champion.joblib with models/<task>/champion.json, adds test metrics to each
-candidate's MLflow run and points the registered model's `champion` alias at the winner.
+models/<task>/champion.joblib with models/<task>/champion.json. In MLflow: logs a run for every
+candidate that has none yet (stages/tracking.py: train stages never import MLflow), adds the test
+metrics to each candidate's run and points the registered model's `champion` alias at the winner.
 
     python -m stages.evaluate housing
 """
@@ -79,8 +80,6 @@ def evaluate(task: str, params: dict[str, Any]) -> dict[str, Any]:
             "cv": summary["cv"],
             "test": score(task, y_test.to_numpy(), predictions),
             "latency": summary["latency"],
-            "mlflow_run_id": summary["mlflow_run_id"],
-            "mlflow_model_uri": summary["mlflow_model_uri"],
         }
     best = report["candidates"][champion]
     report.update(cv=best["cv"], test=best["test"], latency=best["latency"])
@@ -89,21 +88,24 @@ def evaluate(task: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> None:
-    """MLflow: test metrics on every candidate run; register the champion and move its alias."""
+    """MLflow: a run for each candidate (found by its model's md5, or logged now) with its test metrics;
+    register the champion and move its alias. Adds the run ids and model URIs to the report."""
     from stages import tracking  # lazy: importing mlflow costs about a second
 
     tracking.configure()
     champion = report["champion"]
+    summaries = load_candidates(task, list(report["candidates"]))
+    logged = []
     for name, result in report["candidates"].items():
-        run_id = result["mlflow_run_id"]
-        if not tracking.run_exists(run_id):
-            message = (f"MLflow run {run_id} of candidate {name} is not in {tracking.tracking_uri()}; "
-                       f"rerun its train stage to log it: dvc repro -f train-{task}@{name}")
-            if name == champion:
-                sys.exit(f"evaluate {task}: cannot register the champion: {message}")
-            print(f"evaluate {task}: warning: {message}", file=sys.stderr)
-            continue
-        tracking.add_metrics(run_id, {"test": result["test"]}, tags={"champion": str(name == champion).lower()})
+        run = tracking.candidate_run(task, name, candidate_dir(task, name) / "model.joblib", summaries[name],
+                                     params["data"][task]["md5"])
+        tracking.add_metrics(run.run_id, {"test": result["test"]}, tags={"champion": str(name == champion).lower()})
+        result.update(mlflow_run_id=run.run_id, mlflow_model_uri=run.model_uri)
+        if run.logged_now:
+            logged.append(name)
+    reused = len(report["candidates"]) - len(logged)
+    print(f"evaluate {task}: MLflow {tracking.tracking_uri()}: new runs for {', '.join(logged) or 'none'}; "
+          f"{reused} unchanged candidate(s) already logged")
     registered = params[task]["champion"]["registered_model"]
     best = report["candidates"][champion]
     report["registered_model"] = registered

@@ -20,6 +20,7 @@ import joblib
 from stages.atomic import read_json, write_json
 from stages.config import TASKS, champion_info, champion_model, reference_profile
 from stages.preprocess import read_split
+from stages.provenance import git_commit
 
 
 def package(task: str, git_commit: str) -> str:
@@ -51,8 +52,6 @@ def package(task: str, git_commit: str) -> str:
 
 
 def main() -> None:
-    from stages.tracking import git_commit
-
     try:
         tags = {task: package(task, git_commit()) for task in TASKS}
     except FileNotFoundError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
@@ -41,12 +42,14 @@ def score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 
 
 def cross_validation(
-    task: str, model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int, n_jobs: int = 1
+    task: str, model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int, n_jobs: int = 1,
+    backend: str = "loky",
 ) -> dict[str, dict[str, Any]]:
     """K-fold CV on the training split: mean and std of each metric (stratified for classes).
 
     Regression: r2, rmse, mae. Classification: accuracy, f1_macro, and per-class precision and recall
     as {"precision": {label: {"mean", "std"}}}, the shape of `score`'s per-class metrics.
+    `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend.
     """
     if task == "housing":
         splitter, scoring = KFold(folds, shuffle=True, random_state=seed), dict(REGRESSION_SCORING)
@@ -55,7 +58,8 @@ def cross_validation(
         for label in sorted(set(y)):
             for name, metric in (("precision", skm.precision_score), ("recall", skm.recall_score)):
                 scoring[f"{name}/{label}"] = skm.make_scorer(metric, labels=[label], average="macro", zero_division=0)
-    result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+    with parallel_config(backend=backend):
+        result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
     out: dict[str, dict[str, Any]] = {}
     for name, scorer in scoring.items():
         values = result[f"test_{name}"]

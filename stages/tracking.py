@@ -1,27 +1,33 @@
 """MLflow: where runs go, what a candidate run records, and how the champion is registered.
 
-`import mlflow` costs about a second, so stage modules import this module lazily, only in
-the code path that logs.
+Only `evaluate` imports this module (importing mlflow costs about a second, opening its store
+another): it logs every trained candidate that has no run yet, in one process per task.
+A run is keyed by the md5 of the candidate's model.joblib, so re-running `evaluate` (another
+candidate changed, the champion rule changed) reuses the runs of unchanged candidates, a model
+restored by DVC's run-cache finds its earlier run, and an empty tracking store (a fresh clone, a
+new team server) gets a run for every candidate the next time `evaluate` runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
-import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 
 from stages.config import repo_root
+from stages.provenance import git_commit
 from stages.schema import SCHEMAS, CategoryField
+from stages.tuning import flat_scores, trials_table
 
-# Types skops must be told to trust when loading our models. Anything else showing up in a
-# saved model is an error: extend this list deliberately, never automatically.
+# Types skops must be told to trust when loading our models. MLflow saves each model with skops and loads it
+# back trusting exactly these, so anything else in a model fails `evaluate`: extend the list deliberately.
 SKOPS_TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
@@ -32,9 +38,10 @@ SKOPS_TRUSTED_TYPES = (
     "stages.features.HousingFeatures",
 )
 
-# What a logged model needs to be loaded with `mlflow.pyfunc.load_model` elsewhere. Explicit
-# pins: inferring them costs ~12 s per model and pulls in test tooling.
+
 def model_pip_requirements() -> list[str]:
+    """What a logged model needs to be loaded with `mlflow.pyfunc.load_model` elsewhere. Explicit
+    pins: inferring them costs ~12 s per model and pulls in test tooling."""
     from importlib.metadata import version
 
     return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "pandas", "numpy", "scipy", "skops")]
@@ -61,22 +68,21 @@ def experiment_id(task: str) -> str:
     return client.create_experiment(task, artifact_location=location)
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def model_md5(path: Path) -> str:
+    """Identity of a trained candidate: the md5 of its model file (what DVC caches)."""
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
-def run_tags(task: str, candidate: str, raw_md5: str) -> dict[str, str]:
+def run_tags(task: str, candidate: str, raw_md5: str, md5: str) -> dict[str, str]:
+    """Provenance of a candidate run: code, pipeline stage, experiment, data and model identity."""
     return {
         "task": task,
         "candidate": candidate,
         "git_commit": git_commit(),
-        "dvc_stage": os.environ.get("DVC_STAGE", f"train-{task}@{candidate}"),
+        "dvc_stage": f"train-{task}@{candidate}",  # the stage that trained it (evaluate logs it)
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "raw_data_md5": raw_md5,
+        "model_md5": md5,
     }
 
 
@@ -107,59 +113,105 @@ def _metrics(values: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in _flatten(values).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def find_candidate_run(experiment: str, candidate: str, md5: str) -> tuple[str, str] | None:
+    """(run id, model URI) of the run already logged for this very model, if any."""
+    runs = MlflowClient().search_runs(
+        [experiment], filter_string=f"tags.candidate = '{candidate}' and tags.model_md5 = '{md5}'", max_results=1)
+    if not runs or "model_uri" not in runs[0].data.tags:
+        return None
+    return runs[0].info.run_id, runs[0].data.tags["model_uri"]
+
+
+def logged_params(summary: dict[str, Any]) -> dict[str, Any]:
+    """The candidate block as fitted (a search replaced by its choice) plus the search's budget and outcome."""
+    params = dict(summary["params"])
+    if "search" in summary:
+        search = summary["search"]
+        params["search"] = {"n_iter": search["n_iter"], "seed": search["seed"], "trials": len(search["trials"]),
+                            "best_trial": search["best_trial"]}
+    return params
+
+
 def log_candidate(
-    task: str,
-    candidate: str,
-    model: Any,
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    input_example: pd.DataFrame,
-    tags: dict[str, str],
+    task: str, candidate: str, model: Any, summary: dict[str, Any], tags: dict[str, str]
 ) -> tuple[str, str]:
-    """One MLflow run for one candidate: params, metrics, tags and the model.
+    """One MLflow run for one trained candidate: params, CV and latency metrics, the search, tags, the model.
 
     Returns (run id, model URI); the URI (`models:/m-...` in MLflow 3) is what gets registered.
     """
-    import skops.io
+    import pandas as pd
 
-    configure()
-    untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-    unexpected = sorted(untrusted - set(SKOPS_TRUSTED_TYPES))
-    if unexpected:
-        raise RuntimeError(f"model of {task}/{candidate} holds types not in SKOPS_TRUSTED_TYPES: {unexpected}")
     output_type = "double" if task == "housing" else "string"
     with mlflow.start_run(experiment_id=experiment_id(task), run_name=candidate, tags=tags) as run:
-        mlflow.log_params(_flatten(params))
-        mlflow.log_metrics(_metrics(metrics))
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature(task, output_type),
-            input_example=input_example,
-            pip_requirements=model_pip_requirements(),
-            code_paths=[str(Path(__file__).parent)],
-            serialization_format="skops",
-            skops_trusted_types=sorted(untrusted),
-        )
+        mlflow.log_params(_flatten(logged_params(summary)))
+        mlflow.log_metrics(_metrics({"cv": summary["cv"], "latency": summary["latency"]}))
+        if "search" in summary:
+            log_search(run.info.run_id, summary["search"])
+        try:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature(task, output_type),
+                input_example=pd.DataFrame(summary["input_example"]),
+                pip_requirements=model_pip_requirements(),
+                code_paths=[str(Path(__file__).parent)],
+                serialization_format="skops",
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),  # MLflow loads the file back with exactly these
+            )
+        except mlflow.exceptions.MlflowException as exc:
+            raise RuntimeError(f"MLflow could not log the model of {task}/{candidate}: {exc.message}\n"
+                               "A type missing from SKOPS_TRUSTED_TYPES (stages/tracking.py)? Add it only if you "
+                               "trust it.") from exc
+        mlflow.set_tag("model_uri", info.model_uri)
         return run.info.run_id, info.model_uri
 
 
-def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> None:
-    """Add evaluation results to an existing candidate run."""
+def log_search(run_id: str, report: dict[str, Any]) -> None:
+    """A search's trials in the candidate's run: CV metrics per trial (step = trial number, so MLflow
+    charts them), the table as search/trials.csv and the whole report as search/search.json."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(name, value, now, step)
+        for step, trial in enumerate(report["trials"])
+        for name, value in flat_scores(trial["cv"], prefix="search_").items()
+    ]
     client = MlflowClient()
-    for key, value in _metrics(metrics).items():
-        client.log_metric(run_id, key, value)
-    for key, value in (tags or {}).items():
-        client.set_tag(run_id, key, value)
+    client.log_batch(run_id, metrics=metrics)
+    client.log_text(run_id, trials_table(report).to_csv(index=False), "search/trials.csv")
+    client.log_dict(run_id, report, "search/search.json")
 
 
-def run_exists(run_id: str) -> bool:
-    configure()
-    try:
-        MlflowClient().get_run(run_id)
-        return True
-    except mlflow.exceptions.MlflowException:
-        return False
+class CandidateRun(NamedTuple):
+    run_id: str
+    model_uri: str
+    logged_now: bool  # False: the run of this very model was already in the store
+
+
+def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str, Any], raw_md5: str) -> CandidateRun:
+    """The MLflow run of a trained candidate: its existing run, or a new one logged now."""
+    import joblib
+
+    md5 = model_md5(model_file)
+    found = find_candidate_run(experiment_id(task), candidate, md5)
+    if found is not None:
+        return CandidateRun(*found, logged_now=False)
+    model = joblib.load(model_file)
+    return CandidateRun(*log_candidate(task, candidate, model, summary, run_tags(task, candidate, raw_md5, md5)),
+                        logged_now=True)
+
+
+def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> None:
+    """Add evaluation results to an existing candidate run, in one batch."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(
+        run_id,
+        metrics=[Metric(key, value, now, 0) for key, value in _metrics(metrics).items()],
+        tags=[RunTag(key, value) for key, value in (tags or {}).items()],
+    )
 
 
 def register_champion(registered_name: str, run_id: str, model_uri: str, alias: str = "champion") -> str:

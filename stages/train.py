@@ -1,9 +1,14 @@
 """Stage `train-<task>@<candidate>`: cross-validate and fit one candidate on the training split.
 
 Writes models/<task>/candidates/<candidate>/ with the fitted pipeline (model.joblib) and
-summary.json (CV scores, predict latency, MLflow run id). A candidate with a `search` block is
-tuned first (stages/tuning.py); its best configuration is the one fitted. The test split is not
-read here: everything the champion rule uses comes from the training split.
+summary.json (params as fitted, CV scores, predict latency, the search's trials). A candidate with a
+`search` block is tuned first (stages/tuning.py); its best configuration is the one fitted. The test
+split is not read here: everything the champion rule uses comes from the training split.
+
+MLflow is not imported here: `evaluate` logs each new candidate's run from summary.json and
+model.joblib, in one process per task. Importing MLflow, opening its store and logging a model cost
+about 3 s per process, more than training most candidates; paying it once per task instead of once
+per candidate is most of what keeps a one-candidate change and a full `dvc repro` fast.
 
     python -m stages.train housing hgb
 """
@@ -19,11 +24,11 @@ import joblib
 from threadpoolctl import threadpool_limits
 
 from stages.atomic import atomic_dir, write_json
-from stages.candidates import build_pipeline, single_threaded
+from stages.candidates import build_pipeline, fold_backend, single_threaded
 from stages.config import TASKS, candidate_dir, load_params
 from stages.preprocess import read_split
 from stages.scoring import cross_validation, predict_latency
-from stages.tuning import flat_scores, trials_table, tune
+from stages.tuning import tune
 
 
 def train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -56,7 +61,8 @@ def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple
     if search is not None:
         cv = search.best_cv  # the winner was cross-validated as this very pipeline, with the same folds
     else:
-        cv = cross_validation(task, model, X, y, params["cv"]["folds"], seed, params["cv"].get("n_jobs", 1))
+        cv = cross_validation(task, model, X, y, params["cv"]["folds"], seed, params["cv"].get("n_jobs", 1),
+                              backend=fold_backend(spec))
     cv_seconds = time.perf_counter() - started
     started = time.perf_counter()
     model = single_threaded(model.fit(X, y))
@@ -69,30 +75,14 @@ def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple
         "cv": cv,
         "latency": predict_latency(model, X),
         "train_rows": len(X),
+        # raw input rows for the MLflow model's input example (logged by evaluate, which never reads train.csv)
+        "input_example": X.dropna().head(3).to_dict(orient="records"),
         "cv_seconds": round(cv_seconds, 2),
         "fit_seconds": round(fit_seconds, 2),
     }
     if search is not None:
         summary["search"] = search.report()
     return model, summary
-
-
-def log_search(run_id: str, report: dict[str, Any]) -> None:
-    """A search's trials in the candidate's MLflow run: CV metrics per trial (step = trial number, so MLflow
-    charts them), the table as search/trials.csv and the whole report as search/search.json."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(name, value, now, step)
-        for step, trial in enumerate(report["trials"])
-        for name, value in flat_scores(trial["cv"], prefix="search_").items()
-    ]
-    client = MlflowClient()  # log_candidate has configured the tracking URI
-    client.log_batch(run_id, metrics=metrics)
-    client.log_text(run_id, trials_table(report).to_csv(index=False), "search/trials.csv")
-    client.log_dict(run_id, report, "search/search.json")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,35 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.candidate not in params[args.task]["candidates"]:
         sys.exit(f"train: no candidate {args.candidate!r} under {args.task}.candidates in params.yaml")
     model, summary = train_candidate(args.task, args.candidate, params)
-
-    from stages import tracking  # lazy: importing mlflow costs about a second
-
-    X, _ = read_split(args.task, "train")
-    logged_params = summary["params"]  # with a search: the chosen hyperparameters, as hyperparams_<name>
-    if "search" in summary:
-        spec = params[args.task]["candidates"][args.candidate]["search"]
-        logged_params = logged_params | {"search": {"n_iter": spec["n_iter"], "seed": spec["seed"],
-                                                    "trials": len(summary["search"]["trials"]),
-                                                    "best_trial": summary["search"]["best_trial"]}}
-    summary["mlflow_run_id"], summary["mlflow_model_uri"] = tracking.log_candidate(
-        args.task,
-        args.candidate,
-        model,
-        params=logged_params,
-        metrics={"cv": summary["cv"], "latency": summary["latency"]},
-        input_example=X.head(3),
-        tags=tracking.run_tags(args.task, args.candidate, params["data"][args.task]["md5"]),
-    )
-    if "search" in summary:
-        log_search(summary["mlflow_run_id"], summary["search"])
     with atomic_dir(candidate_dir(args.task, args.candidate)) as out:
         joblib.dump(model, out / "model.joblib")
         write_json(out / "summary.json", summary)
     metric = next(iter(summary["cv"]))
     print(
         f"train {args.task}@{args.candidate}: CV {metric} {summary['cv'][metric]['mean']:.4f} "
-        f"± {summary['cv'][metric]['std']:.4f}, {summary['latency']['single_row_ms']:.2f} ms/row, "
-        f"MLflow run {summary['mlflow_run_id']}"
+        f"± {summary['cv'][metric]['std']:.4f}, {summary['latency']['single_row_ms']:.2f} ms/row "
+        f"({summary['cv_seconds']:.1f} s CV, {summary['fit_seconds']:.1f} s fit)"
     )
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import ParameterSampler
 
-from stages.candidates import ESTIMATORS, build_pipeline
+from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
 from stages.scoring import LOWER_IS_BETTER, cross_validation
 
 
@@ -46,11 +46,15 @@ class SearchResult:
     best_trial: int
     trials: list[dict[str, Any]]  # {"hyperparams": searched ones, "cv", "seconds"} in trial order
     search_seeds: int
+    n_iter: int  # the budget asked for in params (trials = the base + up to n_iter sampled)
+    seed: int
 
     def report(self) -> dict[str, Any]:
         """JSON-ready summary for summary.json and MLflow."""
         return {
             "metric": self.metric,
+            "n_iter": self.n_iter,
+            "seed": self.seed,
             "search_seeds": self.search_seeds,
             "best_trial": self.best_trial,
             "best_hyperparams": self.best_hyperparams,
@@ -134,7 +138,8 @@ def tune(
 
     def score(hyperparams: dict[str, Any], n_seeds: int) -> dict[str, dict[str, float]]:
         model = build_pipeline(task, {**spec, "seeds": n_seeds, "hyperparams": hyperparams}, features, cv["seed"])
-        return cross_validation(task, model, X, y, cv["folds"], cv["seed"], cv.get("n_jobs", 1))
+        return cross_validation(task, model, X, y, cv["folds"], cv["seed"], cv.get("n_jobs", 1),
+                                backend=fold_backend(spec))
 
     configs = configurations(base, search)
     trials, best = [], 0
@@ -149,4 +154,4 @@ def tune(
         if sign * scores[metric]["mean"] > sign * trials[best]["cv"][metric]["mean"]:  # strict: ties keep the earlier
             best = i
     best_cv = trials[best]["cv"] if search_seeds == seeds else score(configs[best], seeds)
-    return SearchResult(metric, configs[best], best_cv, best, trials, search_seeds)
+    return SearchResult(metric, configs[best], best_cv, best, trials, search_seeds, search["n_iter"], search["seed"])

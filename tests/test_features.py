@@ -161,8 +161,9 @@ def test_train_candidate_with_a_search_never_opens_the_test_split(train_only_wor
     assert 0 < summary["cv"]["r2"]["mean"] <= 1
 
 
-def test_train_stage_runs_without_a_test_split(train_only_workdir):
-    """The whole stage command, MLflow logging included, in a directory where test.csv does not exist."""
+def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch):
+    """The whole stage command in a directory where test.csv does not exist; then the MLflow run evaluate logs
+    for it (train stages never import MLflow) records the search, and is found again rather than logged twice."""
     params = fast_params()
     (train_only_workdir / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
@@ -174,23 +175,49 @@ def test_train_stage_runs_without_a_test_split(train_only_workdir):
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "train iris@logreg: CV accuracy" in result.stdout
-    assert (train_only_workdir / "models" / "iris" / "candidates" / "logreg" / "model.joblib").is_file()
+    model_file = train_only_workdir / "models" / "iris" / "candidates" / "logreg" / "model.joblib"
+    assert model_file.is_file()
     assert not (train_only_workdir / "data" / "prepared" / "iris" / "test.csv").exists()
+    assert not (train_only_workdir / "mlflow.db").exists(), "the train stage touched MLflow"
 
-    # what the stage recorded: the search's choice and every trial's scores, in summary.json and in MLflow
+    # what the stage recorded: the search's choice and every trial's scores
     summary = json.loads((train_only_workdir / "models/iris/candidates/logreg/summary.json").read_text())
     search = summary["search"]
     assert summary["params"]["hyperparams"] == search["best_hyperparams"] and "search" not in summary["params"]
+    assert len(summary["input_example"]) == 3
+
+    # ... and what evaluate's MLflow step makes of it
+    for name in [k for k in os.environ if k.startswith(("DVC_", "MLFLOW_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DVC_ROOT", str(train_only_workdir))
     from mlflow.tracking import MlflowClient
 
+    from stages import tracking
+
+    tracking.configure()
+    run = tracking.candidate_run("iris", "logreg", model_file, summary, raw_md5="0" * 32)
+    assert run.logged_now
     client = MlflowClient(tracking_uri=f"sqlite:///{train_only_workdir / 'mlflow.db'}")
-    run = client.get_run(summary["mlflow_run_id"])
-    assert float(run.data.params["hyperparams_C"]) == search["best_hyperparams"]["C"]
-    assert float(run.data.params["search_n_iter"]) == params["iris"]["candidates"]["logreg"]["search"]["n_iter"]
-    history = client.get_metric_history(run.info.run_id, "search_accuracy_mean")
+    logged = client.get_run(run.run_id)
+    assert float(logged.data.params["hyperparams_C"]) == search["best_hyperparams"]["C"]
+    assert float(logged.data.params["search_n_iter"]) == params["iris"]["candidates"]["logreg"]["search"]["n_iter"]
+    history = client.get_metric_history(run.run_id, "search_accuracy_mean")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == [
         t["cv"]["accuracy"]["mean"] for t in search["trials"]]
-    assert run.data.metrics["cv_accuracy_std"] == summary["cv"]["accuracy"]["std"]
-    assert "cv_recall_virginica_mean" in run.data.metrics
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "search")} == {
+    assert logged.data.metrics["cv_accuracy_std"] == summary["cv"]["accuracy"]["std"]
+    assert "cv_recall_virginica_mean" in logged.data.metrics
+    assert logged.data.tags["dvc_stage"] == "train-iris@logreg"
+    assert logged.data.tags["model_md5"] == tracking.model_md5(model_file)
+    assert {a.path for a in client.list_artifacts(run.run_id, "search")} == {
         "search/trials.csv", "search/search.json"}
+
+    # the same model again: the same run; another model file: a new run
+    again = tracking.candidate_run("iris", "logreg", model_file, summary, raw_md5="0" * 32)
+    assert (again.run_id, again.logged_now) == (run.run_id, False)
+    retrained = model_file.with_name("retrained.joblib")
+    retrained.write_bytes(model_file.read_bytes() + b"\0")  # joblib ignores trailing bytes; the md5 differs
+    other = tracking.candidate_run("iris", "logreg", retrained, summary, raw_md5="0" * 32)
+    assert other.logged_now and other.run_id != run.run_id
+    import mlflow
+
+    assert list(mlflow.pyfunc.load_model(other.model_uri).predict(pd.DataFrame(summary["input_example"])))
