@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-serving", action="store_true")
     parser.add_argument("--housing-csv", type=Path, default=None,
                         help="raw data for the full pipeline run (default: $HOUSING_CSV, else ../shared/...)")
+    parser.add_argument("--pipeline-rounds", type=int, help="full repros, each from a new clean copy "
+                        "(default 3; smoke 1); also the number of one-candidate changes")
+    parser.add_argument("--pipeline-code", type=Path, default=CODE_ROOT,
+                        help="the repository whose tracked files the full pipeline run copies (default: this "
+                             "project; the smoke test passes a small, fast pipeline)")
     args = parser.parse_args(argv)
     smoke = args.smoke
     args.rounds = args.rounds or (1 if smoke else 3)
@@ -57,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.connections = args.connections or ([4] if smoke else [16, 32])
     args.workers = args.workers or ([1] if smoke else [1, 2])
     args.pipeline = args.pipeline or ("noop" if smoke else "full")
+    args.pipeline_rounds = args.pipeline_rounds or (1 if smoke else 3)
     args.out_dir = args.out_dir or (CODE_ROOT / ".artifacts" / "bench-smoke" if smoke else CODE_ROOT / "bench")
     args.repo = args.repo.resolve()
     return args
@@ -90,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             results["commands"] += _serving_commands(results["config"], args.target)
         if args.pipeline == "full":
             csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or DEFAULT_HOUSING_CSV)
-            print(f"pipeline: full repro in a scratch copy with HOUSING_CSV={csv}", flush=True)
-            results["pipeline"] = pipeline.measure_full(CODE_ROOT, scratch_dir / "pipeline", csv)
-            results["commands"] += [f"HOUSING_CSV={csv} dvc repro    # in a scratch copy: git ls-files, git init",
-                                    "dvc repro    # x5, no-op", "dvc repro    # after " +
-                                    results["pipeline"]["one_candidate"]["change"], "dvc repro    # after reverting"]
+            rounds = args.pipeline_rounds
+            print(f"pipeline: {rounds} full repro(s) in scratch copies with HOUSING_CSV={csv}", flush=True)
+            results["pipeline"] = pipeline.measure_full(args.pipeline_code.resolve(), scratch_dir / "pipeline", csv,
+                                                        rounds=rounds, changes=rounds,
+                                                        log=lambda line: print(line, flush=True))
+            results["commands"] += [f"HOUSING_CSV={csv} dvc repro    # x{rounds}, each in a new scratch copy: "
+                                    "git ls-files, git init", "dvc repro    # x5, no-op",
+                                    "dvc repro    # after each of " + results["pipeline"]["one_candidate"]["change"],
+                                    "dvc repro    # after reverting"]
         elif args.pipeline == "noop":
             print(f"pipeline: no-op repro in {args.repo}", flush=True)
             results["pipeline"] = pipeline.measure_noop_only(args.repo)

@@ -1,10 +1,15 @@
-"""Pipeline timings: full `dvc repro` from a clean copy, no-op repro, a one-candidate param change.
+"""Pipeline timings: full `dvc repro` from a clean copy, no-op repro, one-candidate param changes.
 
-Everything runs in a scratch copy of the project (its tracked and untracked-but-not-ignored
+Everything runs in scratch copies of the project (its tracked and untracked-but-not-ignored
 files, `git init`ed), never in the repository itself: the repository's params.yaml, dvc.lock,
 MLflow database and BentoML store are not touched. The per-stage split comes from the time at
 which DVC prints each `Running stage` line (so a stage's time includes DVC's own hashing and
 lock writing after it); the peak RSS of each stage's process tree is sampled every 0.1 s.
+
+The machine is shared, so every measurement is repeated (full repro from a new copy each round,
+one-candidate changes to distinct values so DVC's run-cache cannot answer) and reported as a
+median, with the CPU time of the whole process tree beside the wall time: CPU time barely moves
+when other jobs compete for the cores, wall time does, and the load average says how much.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,9 +91,26 @@ class _TreeSampler(threading.Thread):
             self.stopped.wait(0.1)
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def timed_repro(work: Path, env: dict[str, str], args: list[str] | None = None) -> dict[str, Any]:
-    """Run `dvc repro [args]`, returning wall time, the per-stage split and peak RSS per stage."""
+    """Run `dvc repro [args]`: wall and CPU time, load average before it, the per-stage split and peak RSS.
+
+    CPU time is user + system of DVC and every process it waited for (stages, their workers), from
+    the kernel's accounting of reaped children.
+    """
     command = [str(VENV_BIN / "dvc"), "repro", *(args or [])]
+    load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu_s()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, bufsize=1)
@@ -104,6 +127,7 @@ def timed_repro(work: Path, env: dict[str, str], args: list[str] | None = None) 
             sampler.stage = match.group(1)
     returncode = process.wait()
     wall = time.perf_counter() - started
+    cpu = _children_cpu_s() - cpu_before
     sampler.stopped.set()
     sampler.join()
     text = "".join(output)
@@ -114,7 +138,8 @@ def timed_repro(work: Path, env: dict[str, str], args: list[str] | None = None) 
         end = marks[i + 1][1] if i + 1 < len(marks) else wall
         stages.append({"stage": stage, "seconds": round(end - at, 2),
                        "peak_rss_mb": round(sampler.peak_mb.get(stage, 0.0), 1)})
-    return {"command": " ".join(["dvc", "repro", *(args or [])]), "wall_s": round(wall, 2),
+    return {"command": " ".join(["dvc", "repro", *(args or [])]), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "load_average_before": round(load_before, 2),
             "before_first_stage_s": round(marks[0][1], 2) if marks else round(wall, 2), "stages": stages,
             "dvc_peak_rss_mb": round(sampler.dvc_peak_mb, 1), "up_to_date": UP_TO_DATE in text,
             "cached_stages": text.count("is cached - skipping run")}
@@ -134,24 +159,57 @@ def noop_repro(work: Path, env: dict[str, str], runs: int) -> dict[str, Any]:
     return {"runs_s": [r["wall_s"] for r in results]}
 
 
-def measure_full(code_root: Path, scratch: Path, housing_csv: Path, noop_runs: int = 5,
-                 change: tuple[str, str, str] = DEFAULT_CHANGE) -> dict[str, Any]:
-    """Full repro from a clean copy, then no-op repros, then change one candidate's param and revert."""
-    work = scratch_copy(code_root, scratch / "project")
-    env = dvc_env(scratch / "bentoml-home", housing_csv)
-    full = timed_repro(work, env)
+def _repeated(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of the same measurement: the median run's details, and every run's wall and CPU time."""
+    walls = [r["wall_s"] for r in runs]
+    middle = sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]
+    return {**middle, "wall_s": round(median(walls), 2), "cpu_s": round(median([r["cpu_s"] for r in runs]), 2),
+            "runs_s": walls, "runs_cpu_s": [r["cpu_s"] for r in runs],
+            "load_average_before": [r["load_average_before"] for r in runs],
+            "stage_medians": _stage_medians(runs)}
+
+
+def _stage_medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per stage: the median seconds over the runs that ran it, and the largest peak RSS seen."""
+    order: list[str] = []
+    seconds: dict[str, list[float]] = {}
+    rss: dict[str, float] = {}
+    for run in runs:
+        for stage in run["stages"]:
+            if stage["stage"] not in seconds:
+                order.append(stage["stage"])
+            seconds.setdefault(stage["stage"], []).append(stage["seconds"])
+            rss[stage["stage"]] = max(rss.get(stage["stage"], 0.0), stage["peak_rss_mb"])
+    return [{"stage": name, "seconds": round(median(seconds[name]), 2), "peak_rss_mb": rss[name]} for name in order]
+
+
+def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int = 3, noop_runs: int = 5,
+                 changes: int = 3, change: tuple[str, str, str] = DEFAULT_CHANGE,
+                 log: Any = print) -> dict[str, Any]:
+    """`rounds` full repros, each in a new clean copy; then, in the last copy, no-op repros, `changes`
+    one-candidate param changes (each to a value not run before) and the revert (DVC's run-cache)."""
+    fulls = []
+    for i in range(rounds):
+        work = scratch_copy(code_root, scratch / f"project-{i}")
+        env = dvc_env(scratch / f"bentoml-home-{i}", housing_csv)
+        fulls.append(timed_repro(work, env))
+        log(f"  full repro {i + 1}/{rounds}: {fulls[-1]['wall_s']:.1f} s")
     noop = noop_repro(work, env, noop_runs)
     params_file = work / "params.yaml"
     original = params_file.read_text()
     task, candidate, key = change
     value = yaml.safe_load(original)[task]["candidates"][candidate]["hyperparams"][key]
-    set_param(params_file, task, candidate, key, value - 1)
-    changed = timed_repro(work, env)
+    changed = []
+    for step in range(1, changes + 1):
+        set_param(params_file, task, candidate, key, value - step)
+        changed.append(timed_repro(work, env))
+        log(f"  one-candidate change {step}/{changes}: {changed[-1]['wall_s']:.1f} s")
     params_file.write_text(original)
     reverted = timed_repro(work, env)
-    return {"full": full, "noop": noop,
-            "one_candidate": {"change": f"{task}.candidates.{candidate}.hyperparams.{key}: {value} -> {value - 1}",
-                              **changed},
+    values = ", ".join(str(value - step) for step in range(1, changes + 1))
+    return {"full": _repeated(fulls), "noop": noop,
+            "one_candidate": {"change": f"{task}.candidates.{candidate}.hyperparams.{key}: {value} -> {values}",
+                              **_repeated(changed)},
             "revert": {"change": "the same param back (DVC's run-cache restores the earlier outputs)", **reverted}}
 
 

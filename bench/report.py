@@ -111,19 +111,34 @@ def _pipeline(pipeline: dict[str, Any]) -> list[str]:
         median = sorted(noop)[len(noop) // 2]
         runs = ", ".join(f"{x:.2f}" for x in noop)
         out += [f"No-op `dvc repro`: median {median:.2f} s over {len(noop)} runs ({runs}).", ""]
+    if pipeline.get("full"):
+        out += ["Wall time is what a user waits for; CPU time (user + system of DVC and every stage process) is "
+                "the work done, which other jobs on the machine barely change. Several runs: medians.", ""]
     for key, title in (("full", "Full `dvc repro` from a clean copy (no DVC cache, no MLflow database)"),
                        ("one_candidate", "One-candidate param change"), ("revert", "Reverting that change")):
         run = pipeline.get(key)
         if not run:
             continue
-        out += [f"### {title}: {run['wall_s']:.1f} s wall", ""]
+        out += [f"### {title}: {run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU", ""]
         if run.get("change"):
             out += [f"Change: `{run['change']}`.", ""]
+        if len(run.get("runs_s", [])) > 1:
+            out += [f"Runs: {', '.join(f'{x:.1f}' for x in run['runs_s'])} s wall; "
+                    f"{', '.join(f'{x:.1f}' for x in run['runs_cpu_s'])} s CPU; 1-minute load average before each: "
+                    f"{', '.join(f'{x:.2f}' for x in run['load_average_before'])}.", ""]
+        else:
+            out += [f"1-minute load average before the run: {_f(_first(run['load_average_before']), 2)}.", ""]
         out += [f"DVC before the first stage: {run['before_first_stage_s']:.2f} s; DVC's own peak RSS "
                 f"{run['dvc_peak_rss_mb']:.0f} MB; stages restored from the run-cache: {run['cached_stages']}.", ""]
-        if run["stages"]:
-            out += _table(["stage", "seconds", "peak RSS of the stage (MB)"],
-                          [[s["stage"], _f(s["seconds"]), _f(s["peak_rss_mb"], 0)] for s in run["stages"]])
-            heaviest = max(run["stages"], key=lambda s: s["peak_rss_mb"])
+        stages = run.get("stage_medians") or run["stages"]
+        if stages:
+            label = "median seconds" if run.get("stage_medians") and len(run["runs_s"]) > 1 else "seconds"
+            out += _table(["stage", label, "peak RSS of the stage (MB)"],
+                          [[s["stage"], _f(s["seconds"]), _f(s["peak_rss_mb"], 0)] for s in stages])
+            heaviest = max(stages, key=lambda s: s["peak_rss_mb"])
             out += [f"Heaviest stage: `{heaviest['stage']}` at {heaviest['peak_rss_mb']:.0f} MB.", ""]
     return out
+
+
+def _first(value: float | list[float]) -> float:
+    return value[0] if isinstance(value, list) else value
