@@ -145,8 +145,8 @@ class PredictionService:
         result = await self._predict("housing", [record.model_dump()], ctx)
         if isinstance(result, JSONResponse):
             return result
-        served, request_id, values = result
-        return HousingPrediction(prediction=float(values[0]), model=served.tag, request_id=request_id)
+        served, request_id, predictions = result
+        return HousingPrediction(prediction=predictions[0], model=served.tag, request_id=request_id)
 
     @bentoml.api(route="/housing/predict_batch")
     async def housing_predict_batch(self, batch: HousingBatch, /, ctx: bentoml.Context) -> HousingBatchPrediction:
@@ -154,9 +154,8 @@ class PredictionService:
         result = await self._predict("housing", [r.model_dump() for r in batch.records], ctx)
         if isinstance(result, JSONResponse):
             return result
-        served, request_id, values = result
-        return HousingBatchPrediction(predictions=[float(v) for v in values], model=served.tag,
-                                      request_id=request_id)
+        served, request_id, predictions = result
+        return HousingBatchPrediction(predictions=predictions, model=served.tag, request_id=request_id)
 
     @bentoml.api(route="/iris/predict")
     async def iris_predict(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisPrediction:  # type: ignore[valid-type]
@@ -164,15 +163,13 @@ class PredictionService:
         result = await self._predict("iris", [record.model_dump()], ctx)
         if isinstance(result, JSONResponse):
             return result
-        served, request_id, values = result
-        classes = [str(c) for c in served.estimator.classes_]
-        probabilities = {c: float(p) for c, p in zip(classes, values[0], strict=True)}
-        return IrisPrediction(species=classes[int(np.argmax(values[0]))], probabilities=probabilities,
-                              model=served.tag, request_id=request_id)
+        served, request_id, predictions = result
+        return IrisPrediction(**predictions[0], model=served.tag, request_id=request_id)
 
     # -- shared path -----------------------------------------------------------------------
     async def _predict(self, task: str, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Any:
-        """Predict, log, count. Returns (served, request_id, values) or a 503 response."""
+        """Predict, log, count. Returns (served, request_id, predictions as logged) or a 503 response: a client
+        gets exactly what the prediction log holds (dollars; species and probabilities)."""
         request = ctx.request
         request_id = request.headers.get("x-request-id", "")
         started = request.scope.get("state", {}).get("received_at") or time.perf_counter()
@@ -193,15 +190,16 @@ class PredictionService:
             logger.error("answering 503: %s", exc)
             return _unavailable(ctx, "prediction log unavailable; the prediction was not served", request_id)
         metrics.PREDICTIONS.labels(task, served.tag).inc(len(rows))
+        predictions = [row.prediction for row in logged]
         if served.drift is not None:
-            served.drift.add(rows, [row.prediction for row in logged])
+            served.drift.add(rows, predictions)
         if task == "housing":
-            for value in values:
-                metrics.HOUSING_VALUE.observe(float(value))
+            for value in predictions:
+                metrics.HOUSING_VALUE.observe(value)
         else:
-            for row in logged:
-                metrics.IRIS_SPECIES.labels(row.prediction["species"]).inc()
-        return served, request_id, values
+            for prediction in predictions:
+                metrics.IRIS_SPECIES.labels(prediction["species"]).inc()
+        return served, request_id, predictions
 
 
 def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:
