@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="raw data for the full pipeline run (default: $HOUSING_CSV, else ../shared/...)")
     parser.add_argument("--pipeline-rounds", type=int, help="full repros, each from a new clean copy "
                         "(default 3; smoke 1); also the number of one-candidate changes")
+    parser.add_argument("--pipeline-peer", metavar="REV", help="also measure the pipeline at this git revision "
+                        "of the project (e.g. the commit before a change), interleaved with this tree's runs")
     parser.add_argument("--pipeline-code", type=Path, default=CODE_ROOT,
                         help="the repository whose tracked files the full pipeline run copies (default: this "
                              "project; the smoke test passes a small, fast pipeline)")
@@ -99,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             rounds = args.pipeline_rounds
             print(f"pipeline: {rounds} full repro(s) in scratch copies with HOUSING_CSV={csv}", flush=True)
             results["pipeline"] = pipeline.measure_full(args.pipeline_code.resolve(), scratch_dir / "pipeline", csv,
-                                                        rounds=rounds, changes=rounds,
+                                                        rounds=rounds, changes=rounds, peer=args.pipeline_peer,
                                                         log=lambda line: print(line, flush=True))
             results["commands"] += [f"HOUSING_CSV={csv} dvc repro    # x{rounds}, each in a new scratch copy: "
                                     "git ls-files, git init", "dvc repro    # x5, no-op",
                                     "dvc repro    # after each of " + results["pipeline"]["one_candidate"]["change"],
                                     "dvc repro    # after reverting"]
+            if args.pipeline_peer:
+                results["commands"].append(f"# the same, interleaved, in copies of `git archive {args.pipeline_peer}`")
         elif args.pipeline == "noop":
             print(f"pipeline: no-op repro in {args.repo}", flush=True)
             results["pipeline"] = pipeline.measure_noop_only(args.repo)

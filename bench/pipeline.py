@@ -50,16 +50,22 @@ def dvc_env(bentoml_home: Path | None, housing_csv: Path | None) -> dict[str, st
     return env
 
 
-def scratch_copy(code_root: Path, dest: Path) -> Path:
-    """The project's source files (no data, models, MLflow store or caches) in a fresh git repo."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=code_root,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+def scratch_copy(code_root: Path, dest: Path, revision: str | None = None) -> Path:
+    """The project's source files (no data, models, MLflow store or caches) in a fresh git repo: the working
+    tree's tracked and untracked-but-not-ignored files, or the files of a git `revision` (a peer to compare)."""
     dest.mkdir(parents=True)
-    for name in filter(None, listed):
-        source = code_root / name
-        if source.is_file():  # skips files deleted in the working tree
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
+    if revision is not None:
+        archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=code_root, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    else:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                cwd=code_root, capture_output=True, check=True).stdout.decode().split("\0")
+        for name in filter(None, listed):
+            source = code_root / name
+            if source.is_file():  # skips files deleted in the working tree
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest / name)
     env = dvc_env(None, None)
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "bench scratch copy"]):
         subprocess.run(command, cwd=dest, env=env, check=True, capture_output=True)
@@ -183,34 +189,86 @@ def _stage_medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"stage": name, "seconds": round(median(seconds[name]), 2), "peak_rss_mb": rss[name]} for name in order]
 
 
-def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int = 3, noop_runs: int = 5,
-                 changes: int = 3, change: tuple[str, str, str] = DEFAULT_CHANGE,
-                 log: Any = print) -> dict[str, Any]:
-    """`rounds` full repros, each in a new clean copy; then, in the last copy, no-op repros, `changes`
-    one-candidate param changes (each to a value not run before) and the revert (DVC's run-cache)."""
-    fulls = []
-    for i in range(rounds):
-        work = scratch_copy(code_root, scratch / f"project-{i}")
-        env = dvc_env(scratch / f"bentoml-home-{i}", housing_csv)
-        fulls.append(timed_repro(work, env))
-        log(f"  full repro {i + 1}/{rounds}: {fulls[-1]['wall_s']:.1f} s")
-    noop = noop_repro(work, env, noop_runs)
+def reference_fit_s() -> float:
+    """Seconds of a fixed scikit-learn job in this process (one thread): how fast the machine is right now.
+
+    The shared machine's speed drifts between runs and sessions (noisy neighbours the load average does not
+    show), so pipeline times are also reported as multiples of this job, timed before every full repro.
+    """
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 20))
+    y = X @ rng.normal(size=20) + np.sin(X[:, 0] * 3)
+    with threadpool_limits(limits=1):
+        started = time.perf_counter()
+        HistGradientBoostingRegressor(max_iter=200, early_stopping=False, random_state=0).fit(X, y)
+        return round(time.perf_counter() - started, 3)
+
+
+def _incremental(work: Path, env: dict[str, str], change: tuple[str, str, str], steps: list[int]) -> Any:
+    """A generator of one-candidate changes in `work`: each `next()` applies the next step (value - step) and
+    times the repro; after the last step it reverts the param and yields the revert's timing."""
     params_file = work / "params.yaml"
     original = params_file.read_text()
     task, candidate, key = change
     value = yaml.safe_load(original)[task]["candidates"][candidate]["hyperparams"][key]
-    changed = []
-    for step in range(1, changes + 1):
+    for step in steps:
         set_param(params_file, task, candidate, key, value - step)
-        changed.append(timed_repro(work, env))
-        log(f"  one-candidate change {step}/{changes}: {changed[-1]['wall_s']:.1f} s")
+        yield timed_repro(work, env)
     params_file.write_text(original)
-    reverted = timed_repro(work, env)
-    values = ", ".join(str(value - step) for step in range(1, changes + 1))
-    return {"full": _repeated(fulls), "noop": noop,
-            "one_candidate": {"change": f"{task}.candidates.{candidate}.hyperparams.{key}: {value} -> {values}",
-                              **_repeated(changed)},
-            "revert": {"change": "the same param back (DVC's run-cache restores the earlier outputs)", **reverted}}
+    yield timed_repro(work, env)
+
+
+def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int = 3, noop_runs: int = 5,
+                 changes: int = 3, change: tuple[str, str, str] = DEFAULT_CHANGE, peer: str | None = None,
+                 log: Any = print) -> dict[str, Any]:
+    """`rounds` full repros, each in a new clean copy; then, in the last copy, no-op repros, `changes`
+    one-candidate param changes (each to a value not run before) and the revert (DVC's run-cache).
+
+    With `peer` (a git revision of the project, e.g. the commit before a change), the same measurements run on
+    that revision too, interleaved with the project's (full A, full B, full A, ...), so both see the same machine.
+    """
+    variants = {"project": None} | ({"peer": peer} if peer else {})
+    fulls: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    works: dict[str, tuple[Path, dict[str, str]]] = {}
+    references = []
+    for i in range(rounds):
+        for name, revision in variants.items():
+            references.append(reference_fit_s())
+            work = scratch_copy(code_root, scratch / f"{name}-{i}", revision)
+            env = dvc_env(scratch / f"bentoml-home-{name}-{i}", housing_csv)
+            fulls[name].append(timed_repro(work, env))
+            works[name] = (work, env)
+            log(f"  {name} full repro {i + 1}/{rounds}: {fulls[name][-1]['wall_s']:.1f} s "
+                f"(reference job {references[-1]:.2f} s)")
+    noops = {name: noop_repro(*works[name], noop_runs) for name in variants}
+    steps = list(range(1, changes + 1))
+    sequences = {name: _incremental(*works[name], change, steps) for name in variants}
+    changed: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for step in steps:
+        for name in variants:
+            changed[name].append(next(sequences[name]))
+            log(f"  {name} one-candidate change {step}/{changes}: {changed[name][-1]['wall_s']:.1f} s")
+    reverted = {name: next(sequences[name]) for name in variants}
+    task, candidate, key = change
+    value = yaml.safe_load((works["project"][0] / "params.yaml").read_text())[task]["candidates"][candidate][
+        "hyperparams"][key]
+    description = f"{task}.candidates.{candidate}.hyperparams.{key}: {value} -> " + ", ".join(
+        str(value - step) for step in steps)
+
+    def result(name: str) -> dict[str, Any]:
+        return {"full": _repeated(fulls[name]), "noop": noops[name],
+                "one_candidate": {"change": description, **_repeated(changed[name])},
+                "revert": {"change": "the same param back (DVC's run-cache restores the earlier outputs)",
+                           **reverted[name]}}
+
+    out = result("project") | {"reference_fit_s": references}
+    if peer:
+        out["peer"] = {"revision": peer, **result("peer")}
+    return out
 
 
 def measure_noop_only(repo: Path, runs: int = 3) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import targets
+from bench.pipeline import median
 
 NOTES = Path(__file__).with_name("NOTES.md")
 
@@ -108,12 +109,20 @@ def _pipeline(pipeline: dict[str, Any]) -> list[str]:
         return [*out, f"Skipped: {pipeline['skipped']}", ""]
     noop = (pipeline.get("noop") or {}).get("runs_s", [])
     if noop:
-        median = sorted(noop)[len(noop) // 2]
         runs = ", ".join(f"{x:.2f}" for x in noop)
-        out += [f"No-op `dvc repro`: median {median:.2f} s over {len(noop)} runs ({runs}).", ""]
+        out += [f"No-op `dvc repro`: median {median(noop):.2f} s over {len(noop)} runs ({runs}).", ""]
     if pipeline.get("full"):
         out += ["Wall time is what a user waits for; CPU time (user + system of DVC and every stage process) is "
-                "the work done, which other jobs on the machine barely change. Several runs: medians.", ""]
+                "the work done. Several runs: medians. The machine's speed drifts (other tenants), so a fixed "
+                "scikit-learn job (one thread, `bench/pipeline.py: reference_fit_s`) is timed before every full "
+                "repro and the full repro is also given in units of it.", ""]
+        references = pipeline.get("reference_fit_s") or []
+        if references:
+            ref = median(references)
+            out += [f"Reference job: {', '.join(f'{x:.2f}' for x in references)} s (median {ref:.2f} s); full repro "
+                    f"= {pipeline['full']['wall_s'] / ref:.0f} reference jobs.", ""]
+        if pipeline.get("peer"):
+            out += _peer(pipeline)
     for key, title in (("full", "Full `dvc repro` from a clean copy (no DVC cache, no MLflow database)"),
                        ("one_candidate", "One-candidate param change"), ("revert", "Reverting that change")):
         run = pipeline.get(key)
@@ -137,6 +146,28 @@ def _pipeline(pipeline: dict[str, Any]) -> list[str]:
                           [[s["stage"], _f(s["seconds"]), _f(s["peak_rss_mb"], 0)] for s in stages])
             heaviest = max(stages, key=lambda s: s["peak_rss_mb"])
             out += [f"Heaviest stage: `{heaviest['stage']}` at {heaviest['peak_rss_mb']:.0f} MB.", ""]
+    return out
+
+
+def _peer(pipeline: dict[str, Any]) -> list[str]:
+    peer = pipeline["peer"]
+    out = [f"### Against `{peer['revision']}` (the same measurements on that revision, interleaved in this run)", ""]
+    rows = []
+    for key, label in (("full", "full repro"), ("one_candidate", "one-candidate change"), ("noop", "no-op")):
+        ours, theirs = pipeline[key], peer[key]
+        if key == "noop":
+            a, b = median(ours["runs_s"]), median(theirs["runs_s"])
+            cpu = ["", ""]
+        else:
+            a, b = ours["wall_s"], theirs["wall_s"]
+            cpu = [_f(ours["cpu_s"]), _f(theirs["cpu_s"])]
+        rows.append([label, _f(a, 2), _f(b, 2), f"{b / a:.2f}x", *cpu])
+    out += _table(["measurement", "this tree (s wall)", f"{peer['revision']} (s wall)", "speed-up",
+                   "this tree (s CPU)", f"{peer['revision']} (s CPU)"], rows)
+    stages = {s["stage"]: s for s in peer["full"]["stage_medians"]}
+    pairs = [f"{s['stage']} {s['seconds']:.1f} vs {stages[s['stage']]['seconds']:.1f}"
+             for s in pipeline["full"]["stage_medians"] if s["stage"] in stages]
+    out += ["Per stage, full repro (median seconds, this tree vs the peer): " + "; ".join(pairs) + ".", ""]
     return out
 
 

@@ -44,10 +44,12 @@ def test_bench_smoke_writes_results_with_zero_errors(repo: PipelineRepo, tmp_pat
 
 def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: PipelineRepo, tmp_path: Path) -> None:
     """`--pipeline full` on the test repository's small pipeline: the harness that `make bench` runs on the real
-    one (clean copy, no-op, one-candidate change, revert), so it cannot rot unnoticed. No timing is asserted."""
+    one (clean copy, no-op, one-candidate change, revert, and a peer revision interleaved: here HEAD itself), so it
+    cannot rot unnoticed. No timing is asserted."""
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--no-serving", "--pipeline", "full",
-                          "--pipeline-code", str(repo.path), "--housing-csv", str(repo.housing_csv),
+                          "--pipeline-code", str(repo.path), "--pipeline-peer", "HEAD",
+                          "--housing-csv", str(repo.housing_csv),
                           "--out-dir", str(out)],
                          cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -60,8 +62,12 @@ def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: Pipelin
     assert len(pipeline["noop"]["runs_s"]) == 5
     assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == {"train-housing@tree", "evaluate@housing"}
     assert (pipeline["revert"]["cached_stages"], pipeline["revert"]["stages"]) == (2, [])  # DVC's run-cache
+    assert len(pipeline["reference_fit_s"]) == 2 and min(pipeline["reference_fit_s"]) > 0
+    peer = pipeline["peer"]
+    assert peer["revision"] == "HEAD" and {s["stage"] for s in peer["full"]["stages"]} == set(repo.stage_names())
+    assert {s["stage"] for s in peer["one_candidate"]["stages"]} == {"train-housing@tree", "evaluate@housing"}
 
     report = (out / "RESULTS.md").read_text()
     for text in ("## Pipeline", "### Full `dvc repro`", "### One-candidate param change", "full dvc repro <= 180 s",
-                 "one-candidate param change <= 20 s"):
+                 "one-candidate param change <= 20 s", "### Against `HEAD`", "Reference job:"):
         assert text in report
