@@ -50,9 +50,11 @@ monitor: install
 test: install
 	$(BIN)/python -m pytest
 
-## bench: serving against the peers + pipeline timings (~25 min); writes bench/RESULTS.md, bench/results.json
+## bench: serving against the peers + pipeline timings (~30 min); writes bench/RESULTS.md, bench/results.json
+## (BENCH_ARGS="--pipeline-peer REV" also times the pipeline at git revision REV, interleaved: about +10 min)
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## bench-smoke: the same harness, a few seconds per server, into .artifacts/bench-smoke/ (needs `make run` first)
 bench-smoke: install

@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default 3; smoke 1); also the number of one-candidate changes")
     parser.add_argument("--pipeline-peer", metavar="REV", help="also measure the pipeline at this git revision "
                         "of the project (e.g. the commit before a change), interleaved with this tree's runs")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="run N busy-loop processes during the pipeline measurements: the budgets on a machine "
+                             "whose cores other jobs are using (default 0)")
     parser.add_argument("--pipeline-code", type=Path, default=CODE_ROOT,
                         help="the repository whose tracked files the full pipeline run copies (default: this "
                              "project; the smoke test passes a small, fast pipeline)")
@@ -98,17 +104,22 @@ def main(argv: list[str] | None = None) -> int:
             results["commands"] += _serving_commands(results["config"], args.target)
         if args.pipeline == "full":
             csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or DEFAULT_HOUSING_CSV)
+            results["config"]["background_load"] = args.background_load
             rounds = args.pipeline_rounds
             print(f"pipeline: {rounds} full repro(s) in scratch copies with HOUSING_CSV={csv}", flush=True)
-            results["pipeline"] = pipeline.measure_full(args.pipeline_code.resolve(), scratch_dir / "pipeline", csv,
-                                                        rounds=rounds, changes=rounds, peer=args.pipeline_peer,
-                                                        log=lambda line: print(line, flush=True))
+            with background_load(args.background_load):
+                results["pipeline"] = pipeline.measure_full(
+                    args.pipeline_code.resolve(), scratch_dir / "pipeline", csv, rounds=rounds, changes=rounds,
+                    peer=args.pipeline_peer, log=lambda line: print(line, flush=True))
             results["commands"] += [f"HOUSING_CSV={csv} dvc repro    # x{rounds}, each in a new scratch copy: "
                                     "git ls-files, git init", "dvc repro    # x5, no-op",
                                     "dvc repro    # after each of " + results["pipeline"]["one_candidate"]["change"],
                                     "dvc repro    # after reverting"]
             if args.pipeline_peer:
                 results["commands"].append(f"# the same, interleaved, in copies of `git archive {args.pipeline_peer}`")
+            if args.background_load:
+                results["commands"].append(f"{sys.executable} -c 'while True: pass'    # x{args.background_load}, "
+                                           "running during every pipeline measurement")
         elif args.pipeline == "noop":
             print(f"pipeline: no-op repro in {args.repo}", flush=True)
             results["pipeline"] = pipeline.measure_noop_only(args.repo)
@@ -116,9 +127,22 @@ def main(argv: list[str] | None = None) -> int:
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out_dir / "RESULTS.md").write_text(report.render(results))
+    notes = args.out_dir.resolve() == (CODE_ROOT / "bench").resolve()  # bench/NOTES.md goes with bench/RESULTS.md
+    (args.out_dir / "RESULTS.md").write_text(report.render(results, notes=notes))
     print(f"wrote {args.out_dir / 'results.json'} and {args.out_dir / 'RESULTS.md'}")
     return 0
+
+
+@contextlib.contextmanager
+def background_load(processes: int) -> Iterator[None]:
+    """`processes` CPU-bound busy loops for the duration of the block (other tenants' jobs, made repeatable)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def _serving_commands(config: dict, target: str | None) -> list[str]:

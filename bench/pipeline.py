@@ -172,7 +172,8 @@ def _repeated(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**middle, "wall_s": round(median(walls), 2), "cpu_s": round(median([r["cpu_s"] for r in runs]), 2),
             "runs_s": walls, "runs_cpu_s": [r["cpu_s"] for r in runs],
             "load_average_before": [r["load_average_before"] for r in runs],
-            "stage_medians": _stage_medians(runs)}
+            "stage_medians": _stage_medians(runs),
+            "runs_stages": [{s["stage"]: s["seconds"] for s in r["stages"]} for r in runs]}  # to explain an outlier
 
 
 def _stage_medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
