@@ -50,8 +50,8 @@ monitor: install
 test: install
 	$(BIN)/python -m pytest
 
-## bench: serving against the peers + pipeline timings (~30 min); writes bench/RESULTS.md, bench/results.json
-## (BENCH_ARGS="--pipeline-peer REV" also times the pipeline at git revision REV, interleaved: about +10 min)
+## bench: serving against the peers + pipeline timings (~16 min); writes bench/RESULTS.md, bench/results.json
+## (BENCH_ARGS="--pipeline-peer REV" also times the pipeline at git revision REV, interleaved: about +5 min)
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

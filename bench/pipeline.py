@@ -232,6 +232,11 @@ def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int 
     With `peer` (a git revision of the project, e.g. the commit before a change), the same measurements run on
     that revision too, interleaved with the project's (full A, full B, full A, ...), so both see the same machine.
     """
+    task, candidate, key = change
+    start = yaml.safe_load((code_root / "params.yaml").read_text())[task]["candidates"][candidate]["hyperparams"][key]
+    if start - changes < 1:
+        raise ValueError(f"{changes} changes of {task}.candidates.{candidate}.hyperparams.{key} (now {start}) would "
+                         "go below 1: ask for fewer rounds")
     variants = {"project": None} | ({"peer": peer} if peer else {})
     fulls: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     works: dict[str, tuple[Path, dict[str, str]]] = {}
@@ -254,11 +259,8 @@ def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int 
             changed[name].append(next(sequences[name]))
             log(f"  {name} one-candidate change {step}/{changes}: {changed[name][-1]['wall_s']:.1f} s")
     reverted = {name: next(sequences[name]) for name in variants}
-    task, candidate, key = change
-    value = yaml.safe_load((works["project"][0] / "params.yaml").read_text())[task]["candidates"][candidate][
-        "hyperparams"][key]
-    description = f"{task}.candidates.{candidate}.hyperparams.{key}: {value} -> " + ", ".join(
-        str(value - step) for step in steps)
+    description = f"{task}.candidates.{candidate}.hyperparams.{key}: {start} -> " + ", ".join(
+        str(start - step) for step in steps)
 
     def result(name: str) -> dict[str, Any]:
         return {"full": _repeated(fulls[name]), "noop": noops[name],

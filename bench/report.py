@@ -154,7 +154,8 @@ def _pipeline(pipeline: dict[str, Any], config: dict[str, Any] | None = None) ->
 
 def _peer(pipeline: dict[str, Any]) -> list[str]:
     peer = pipeline["peer"]
-    out = [f"### Against `{peer['revision']}` (the same measurements on that revision, interleaved in this run)", ""]
+    out = [f"### Against `{peer['revision']}` (the same measurements on that revision, interleaved in this run)", "",
+           "Both run in this tree's virtualenv, so the comparison is of the pipeline's code, not of its packages.", ""]
     rows = []
     for key, label in (("full", "full repro"), ("one_candidate", "one-candidate change"), ("noop", "no-op")):
         ours, theirs = pipeline[key], peer[key]

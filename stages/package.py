@@ -23,7 +23,7 @@ from stages.preprocess import read_split
 from stages.provenance import git_commit
 
 
-def package(task: str, git_commit: str) -> str:
+def package(task: str, commit: str) -> str:
     """Save one task's champion into the model store; return its tag."""
     import bentoml
 
@@ -38,7 +38,7 @@ def package(task: str, git_commit: str) -> str:
         "mlflow_registered_model": info["registered_model"],
         "mlflow_model_version": info["model_version"],
         "raw_data_md5": info["raw_data_md5"],
-        "git_commit": git_commit,
+        "git_commit": commit,
         "cv": info["cv"],
         "test": info["test"],
         # complete training rows: the service warms the model up with them before it is ready

@@ -2,10 +2,14 @@
 
 Only `evaluate` imports this module (importing mlflow costs about a second, opening its store
 another): it logs every trained candidate that has no run yet, in one process per task.
-A run is keyed by the md5 of the candidate's model.joblib, so re-running `evaluate` (another
-candidate changed, the champion rule changed) reuses the runs of unchanged candidates, a model
-restored by DVC's run-cache finds its earlier run, and an empty tracking store (a fresh clone, a
-new team server) gets a run for every candidate the next time `evaluate` runs.
+A run is keyed by the md5 of the candidate's model.joblib and by RUN_FORMAT, so a re-run of
+`evaluate` (another candidate changed, the champion rule changed) reuses the runs of unchanged
+candidates, and an empty tracking store (a fresh clone, a new team server) gets a run for every
+candidate the next time `evaluate` runs (`dvc repro -f -s evaluate@<task>` if nothing else changed).
+
+When DVC restores `evaluate` itself from its run-cache (a reverted param), nothing here runs: the
+registry's `champion` alias stays where the last executed evaluate put it until
+`dvc repro -f -s evaluate@<task>` moves it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from stages.config import repo_root
 from stages.provenance import git_commit
 from stages.schema import SCHEMAS, CategoryField
 from stages.tuning import flat_scores, trials_table
+
+# What a candidate run records (tags, params, metrics, artifacts, model flavour). Runs are found again only with
+# the same format: bump it when the logging changes in a way old runs should not stand for, and the next
+# `evaluate` logs every candidate afresh.
+RUN_FORMAT = "1"
 
 # Types skops must be told to trust when loading our models. MLflow saves each model with skops and loads it
 # back trusting exactly these, so anything else in a model fails `evaluate`: extend the list deliberately.
@@ -73,16 +82,18 @@ def model_md5(path: Path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
-def run_tags(task: str, candidate: str, raw_md5: str, md5: str) -> dict[str, str]:
-    """Provenance of a candidate run: code, pipeline stage, experiment, data and model identity."""
+def run_tags(task: str, candidate: str, summary: dict[str, Any], raw_md5: str, md5: str) -> dict[str, str]:
+    """Provenance of a candidate run: code (the commit the train stage ran at), pipeline stage, experiment, data
+    and model identity."""
     return {
         "task": task,
         "candidate": candidate,
-        "git_commit": git_commit(),
+        "git_commit": summary.get("git_commit") or git_commit(),
         "dvc_stage": f"train-{task}@{candidate}",  # the stage that trained it (evaluate logs it)
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "raw_data_md5": raw_md5,
         "model_md5": md5,
+        "run_format": RUN_FORMAT,
     }
 
 
@@ -114,9 +125,15 @@ def _metrics(values: dict[str, Any]) -> dict[str, float]:
 
 
 def find_candidate_run(experiment: str, candidate: str, md5: str) -> tuple[str, str] | None:
-    """(run id, model URI) of the run already logged for this very model, if any."""
+    """(run id, model URI) of the newest finished run logged for this very model in this format, if any.
+
+    A run whose logging failed part-way ends FAILED (or stays RUNNING if the process was killed): never reused.
+    """
     runs = MlflowClient().search_runs(
-        [experiment], filter_string=f"tags.candidate = '{candidate}' and tags.model_md5 = '{md5}'", max_results=1)
+        [experiment],
+        filter_string=(f"tags.candidate = '{candidate}' and tags.model_md5 = '{md5}' "
+                       f"and tags.run_format = '{RUN_FORMAT}' and attributes.status = 'FINISHED'"),
+        order_by=["attributes.start_time DESC"], max_results=1)
     if not runs or "model_uri" not in runs[0].data.tags:
         return None
     return runs[0].info.run_id, runs[0].data.tags["model_uri"]
@@ -133,7 +150,7 @@ def logged_params(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_candidate(
-    task: str, candidate: str, model: Any, summary: dict[str, Any], tags: dict[str, str]
+    experiment: str, task: str, candidate: str, model: Any, summary: dict[str, Any], tags: dict[str, str]
 ) -> tuple[str, str]:
     """One MLflow run for one trained candidate: params, CV and latency metrics, the search, tags, the model.
 
@@ -142,7 +159,7 @@ def log_candidate(
     import pandas as pd
 
     output_type = "double" if task == "housing" else "string"
-    with mlflow.start_run(experiment_id=experiment_id(task), run_name=candidate, tags=tags) as run:
+    with mlflow.start_run(experiment_id=experiment, run_name=candidate, tags=tags) as run:
         mlflow.log_params(_flatten(logged_params(summary)))
         mlflow.log_metrics(_metrics({"cv": summary["cv"], "latency": summary["latency"]}))
         if "search" in summary:
@@ -159,9 +176,9 @@ def log_candidate(
                 skops_trusted_types=list(SKOPS_TRUSTED_TYPES),  # MLflow loads the file back with exactly these
             )
         except mlflow.exceptions.MlflowException as exc:
-            raise RuntimeError(f"MLflow could not log the model of {task}/{candidate}: {exc.message}\n"
-                               "A type missing from SKOPS_TRUSTED_TYPES (stages/tracking.py)? Add it only if you "
-                               "trust it.") from exc
+            hint = ("\nThe model holds a type missing from SKOPS_TRUSTED_TYPES (stages/tracking.py): add it only if "
+                    "you trust it." if "untrusted" in exc.message.lower() else "")
+            raise RuntimeError(f"MLflow could not log the model of {task}/{candidate}: {exc.message}{hint}") from exc
         mlflow.set_tag("model_uri", info.model_uri)
         return run.info.run_id, info.model_uri
 
@@ -194,11 +211,12 @@ def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str
     import joblib
 
     md5 = model_md5(model_file)
-    found = find_candidate_run(experiment_id(task), candidate, md5)
+    experiment = experiment_id(task)
+    found = find_candidate_run(experiment, candidate, md5)
     if found is not None:
         return CandidateRun(*found, logged_now=False)
-    model = joblib.load(model_file)
-    return CandidateRun(*log_candidate(task, candidate, model, summary, run_tags(task, candidate, raw_md5, md5)),
+    tags = run_tags(task, candidate, summary, raw_md5, md5)
+    return CandidateRun(*log_candidate(experiment, task, candidate, joblib.load(model_file), summary, tags),
                         logged_now=True)
 
 

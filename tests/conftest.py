@@ -71,3 +71,16 @@ def bento_tag(built_repo: PipelineRepo) -> str:
                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     return build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+@pytest.fixture
+def mlflow_tracking_uri():
+    """Set MLflow's process-wide tracking URI for one test (the returned function) and unset it afterwards.
+
+    `mlflow.set_tracking_uri` sets a module global that wins over MLFLOW_TRACKING_URI and also exports that
+    variable to every later subprocess: left set, it would point other tests at this test's store.
+    """
+    import mlflow
+
+    yield mlflow.set_tracking_uri
+    mlflow.set_tracking_uri(None)

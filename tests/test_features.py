@@ -161,7 +161,7 @@ def test_train_candidate_with_a_search_never_opens_the_test_split(train_only_wor
     assert 0 < summary["cv"]["r2"]["mean"] <= 1
 
 
-def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch):
+def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch, mlflow_tracking_uri):
     """The whole stage command in a directory where test.csv does not exist; then the MLflow run evaluate logs
     for it (train stages never import MLflow) records the search, and is found again rather than logged twice."""
     params = fast_params()
@@ -218,6 +218,8 @@ def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch):
     retrained.write_bytes(model_file.read_bytes() + b"\0")  # joblib ignores trailing bytes; the md5 differs
     other = tracking.candidate_run("iris", "logreg", retrained, summary, raw_md5="0" * 32)
     assert other.logged_now and other.run_id != run.run_id
+    import joblib
     import mlflow
 
-    assert list(mlflow.pyfunc.load_model(other.model_uri).predict(pd.DataFrame(summary["input_example"])))
+    rows = pd.DataFrame(summary["input_example"])
+    assert list(mlflow.pyfunc.load_model(other.model_uri).predict(rows)) == list(joblib.load(model_file).predict(rows))

@@ -60,7 +60,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 
 
 def test_evaluate_logs_every_candidate_into_a_team_server(repo: PipelineRepo, mlflow_server: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                          mlflow_tracking_uri) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -83,7 +83,7 @@ def test_evaluate_logs_every_candidate_into_a_team_server(repo: PipelineRepo, ml
     assert len(client.search_runs([experiment.experiment_id])) == len(runs)
     assert repo.json("models/iris/champion.json")["model_version"] == champion["model_version"]
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow_tracking_uri(mlflow_server)
     rows = pd.read_csv(repo.path / "data/prepared/iris/test.csv").drop(columns="species")
     served = mlflow.pyfunc.load_model("models:/iris-classifier@champion").predict(rows)
     assert list(served) == list(joblib.load(repo.path / "models/iris/champion.joblib").predict(rows))

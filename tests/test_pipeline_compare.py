@@ -53,10 +53,10 @@ def test_exp_run_set_param_is_tracked_by_dvc_and_mlflow(repo: PipelineRepo) -> N
     assert tags == {"candidate": "tree", "dvc_exp_name": "shallow-tree"}
 
 
-def test_mlflow_has_every_candidate_and_the_registered_champion(repo: PipelineRepo) -> None:
+def test_mlflow_has_every_candidate_and_the_registered_champion(repo: PipelineRepo, mlflow_tracking_uri) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{repo.path / 'mlflow.db'}")
+    mlflow_tracking_uri(f"sqlite:///{repo.path / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     for task, metric in (("housing", "cv_r2_mean"), ("iris", "cv_accuracy_mean")):
         experiment = client.get_experiment_by_name(task)
