@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import mlflow
+import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
@@ -156,8 +157,6 @@ def log_candidate(
 
     Returns (run id, model URI); the URI (`models:/m-...` in MLflow 3) is what gets registered.
     """
-    import pandas as pd
-
     output_type = "double" if task == "housing" else "string"
     with mlflow.start_run(experiment_id=experiment, run_name=candidate, tags=tags) as run:
         mlflow.log_params(_flatten(logged_params(summary)))
