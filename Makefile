@@ -12,7 +12,7 @@ export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
 
 BENTO_NAME := prediction_service
 
-.PHONY: install run repro bento serve report monitor test lint bench bench-smoke clean-venv
+.PHONY: install run repro bento serve report monitor test test-unit lint bench bench-smoke clean-venv
 
 install: $(INSTALLED)
 
@@ -38,17 +38,21 @@ serve: install
 
 ## report: summary of the prediction log (volume, errors, latency, predictions)
 report: install
-	$(BIN)/python -m bento_service.report --log-dir $(PREDICTION_LOG_DIR)
+	$(BIN)/python -m monitoring.report --log-dir $(PREDICTION_LOG_DIR)
 
 ## monitor: drift, latency and error report of the log (TASK=housing SINCE=24h) in reports/; exit 1 on drift
 TASK ?= housing
 SINCE ?= 24h
 monitor: install
-	$(BIN)/python -m bento_service.monitor --task $(TASK) --since $(SINCE) --log-dir $(PREDICTION_LOG_DIR) --out reports
+	$(BIN)/python -m monitoring.monitor --task $(TASK) --since $(SINCE) --log-dir $(PREDICTION_LOG_DIR) --out reports
 
-## test: the test suite
+## test: the whole test suite, every tier (tests/unit, tests/pipeline, tests/service, tests/container)
 test: install
 	$(BIN)/python -m pytest
+
+## test-unit: the in-process tier only (under a minute)
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
 
 ## bench: serving against the peers + pipeline timings (~16 min); writes bench/RESULTS.md, bench/results.json
 ## (BENCH_ARGS="--pipeline-peer REV" also times the pipeline at git revision REV, interleaved: about +5 min)

@@ -24,7 +24,6 @@ from bench.loadgen import available_tool
 from bench.serving import ServingPlan, run_serving
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_HOUSING_CSV = CODE_ROOT.parent / "shared" / "data" / "california_housing" / "housing.csv"
 
 
 def _ints(text: str) -> list[int]:
@@ -51,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "one-candidate change (minutes); noop: no-op repro of --repo; default full (smoke: noop)")
     parser.add_argument("--no-serving", action="store_true")
     parser.add_argument("--housing-csv", type=Path, default=None,
-                        help="raw data for the full pipeline run (default: $HOUSING_CSV, else ../shared/...)")
+                        help="raw data for the full pipeline run (default: $HOUSING_CSV)")
     parser.add_argument("--pipeline-rounds", type=int, help="full repros, each from a new clean copy "
                         "(default 3; smoke 1); also the number of one-candidate changes")
     parser.add_argument("--pipeline-peer", metavar="REV", help="also measure the pipeline at this git revision "
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             results["serving"] = run_serving(plan)
             results["commands"] += _serving_commands(results["config"], args.target)
         if args.pipeline == "full":
-            csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or DEFAULT_HOUSING_CSV)
+            csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or "housing.csv")
             results["config"]["background_load"] = args.background_load
             rounds = args.pipeline_rounds
             print(f"pipeline: {rounds} full repro(s) in scratch copies with HOUSING_CSV={csv}", flush=True)

@@ -1,9 +1,8 @@
-"""Launchers for the servers under test: the project (`bentoml serve`) and its two peers.
+"""The servers under benchmark: the project (`bentoml serve`) and its two peers.
 
-Each server runs in its own process group on a free loopback port with OMP_NUM_THREADS=1 (one
-OpenMP thread per worker process: with two cores shared by workers and the load generator, a
-bigger pool only fights the event loop; stack.md measured about 2x at 32 connections), writes
-its output to a file in its work directory, and is stopped with its whole process group.
+Each runs as a scripts/server_process.ServerProcess (a session of its own on a free loopback port,
+stopped with every worker) with OMP_NUM_THREADS=1: with two cores shared by workers and the load
+generator, a bigger OpenMP pool only fights the event loop.
 """
 
 from __future__ import annotations
@@ -11,28 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from bench import workload
+from scripts.server_process import ServerProcess, free_port
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _base_env(**extra: str) -> dict[str, str]:
@@ -57,10 +45,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.work_dir = work_dir / f"{self.name}-w{workers}"
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen | None = None
-        self._output = None
+        self.process: ServerProcess | None = None
         self.started_s = 0.0
-        self._start_time = 0.0
 
     @property
     def label(self) -> str:
@@ -80,57 +66,24 @@ class Server:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        self._output = open(self.work_dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(self.command(), cwd=self.cwd(), env=self.env(), stdout=self._output,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        self._start_time = time.monotonic()
+        self.process = ServerProcess(self.command(), cwd=self.cwd(), env=self.env(),
+                                     output=self.work_dir / "server.log", ready_url=self.url + self.ready_path)
 
     def wait_ready(self, timeout: float = 180) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label} exited {self.process.returncode}:\n{self.output_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
-                    if response.status == 200:
-                        self.started_s = time.monotonic() - self._start_time
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.label} not ready after {timeout} s:\n{self.output_tail()}")
+        self.process.wait_ready(timeout)
+        self.started_s = self.process.ready_after_s
 
     def output_tail(self, chars: int = 3000) -> str:
-        if self._output is not None:
-            self._output.flush()
-        path = self.work_dir / "server.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+        return self.process.log_text()[-chars:] if self.process is not None else ""
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):  # workers left behind by a leader that exited
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        if self._output is not None:
-            self._output.close()
-            self._output = None
+        if self.process is not None:
+            self.process.stop()
 
     # -- measurements --------------------------------------------------------------------
     def processes(self) -> list[psutil.Process]:
-        if self.process is None or self.process.poll() is not None:
-            return []
-        try:
-            root = psutil.Process(self.process.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        return self.process.processes() if self.process is not None and self.process.running else []
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of every live process of the server."""

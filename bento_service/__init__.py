@@ -1,1 +1,5 @@
-"""The prediction service: BentoML app, request schemas, micro-batching and the prediction log."""
+"""The prediction server: BentoML service, request guard and schemas, micro-batching, metrics, live drift.
+
+Imports `domain` (schemas, model classes, drift binning) and `prediction_log` (the writer); never the
+pipeline (`stages`) or the offline tools (`monitoring`).
+"""

@@ -1,19 +1,13 @@
 """Adaptive micro-batching across concurrent requests inside one worker.
 
-Tree ensembles cost about the same for 32 rows as for one, so while a prediction runs, the
-requests that arrive meanwhile are queued and predicted together in the next call. Before a
-call, the batcher also yields to the event loop until no new caller joins, so requests whose
-bytes have already arrived (and are being parsed and validated) join this call instead of
-the next one: at 16 connections the median batch went from 14 to 16 rows and the CPU per
-request fell by about 15 %. An idle server adds no delay: a lone request costs two loop
-iterations (microseconds) before it is predicted.
+Tree ensembles cost about the same for 32 rows as for one, so requests that arrive while a
+prediction runs are queued and predicted together in the next call. Before a call the batcher
+yields to the event loop until no new caller joins, so requests already being parsed join this
+call rather than the next; an idle server adds no delay (two loop iterations).
 
-Small batches are predicted on the event loop thread itself. A HistGradientBoosting predict
-of a few rows is ~4 ms of per-tree Python overhead that holds the GIL, so a worker thread
-would not let the loop run meanwhile; it would only add two thread hand-offs per call
-(measured: 0.97 vs 0.91 ms of CPU per request). Large batches (predict_batch) spend most of
-their time in Cython tree traversal that releases the GIL, so they go to a thread and the
-loop keeps serving.
+Small batches run on the event loop thread: their predict holds the GIL anyway, so a thread would
+only add hand-offs. Large batches (predict_batch) spend their time in native code that releases
+the GIL, so they go to a thread and the loop keeps serving. Measurements: bench/NOTES.md.
 """
 
 from __future__ import annotations
@@ -41,10 +35,11 @@ class MicroBatcher:
     """
 
     def __init__(self, predict: Callable[[pd.DataFrame], np.ndarray], columns: Sequence[str],
-                 max_rows: int = 256) -> None:
+                 max_rows: int = 256, on_call: Callable[[int], None] | None = None) -> None:
         self._predict = predict
         self._columns = list(columns)
         self._max_rows = max_rows
+        self._on_call = on_call  # told the rows of every model call (the prediction_batch_rows histogram)
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -67,6 +62,8 @@ class MicroBatcher:
                 await self._gather()
                 batch = self._take()
                 rows = [row for records, _ in batch for row in records]
+                if self._on_call is not None:
+                    self._on_call(len(rows))
                 try:
                     frame = pd.DataFrame.from_records(rows, columns=self._columns)
                     if len(rows) <= INLINE_MAX_ROWS:

@@ -1,12 +1,10 @@
 """A fix for a BentoML 1.4.40 internal that turns into long pauses under load.
 
 BentoML's TimeoutMiddleware (`traffic.timeout`) schedules `loop.call_later(timeout, ...)` for
-every request and never cancels it. Each request's waiter future and the copy of its context
-(OpenTelemetry span, BentoML's request context) therefore stay alive for the whole timeout,
-60 s here: at 600 requests/s about 36,000 requests' objects, which every full garbage
-collection walks. Measured on one worker at 16 connections: full collections of 120-165 ms
-every 1-2 s, which made the p99 latency. The replacement below is the same code plus
-`timer.cancel()` when the request ends, so the 504-on-timeout behaviour is unchanged.
+every request and never cancels it, so each request's objects stay alive for the whole timeout
+(60 s here) and every full garbage collection walks them: long pauses under load (bench/NOTES.md).
+The replacement below is the same code plus `timer.cancel()` when the request ends, so the
+504-on-timeout behaviour is unchanged.
 
 It is applied only if the installed middleware is still the known one; otherwise (an upgraded
 BentoML) it leaves BentoML alone and says so in the log.

@@ -6,9 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# Names of the models in the BentoML model store; the `package` stage saves under these names.
-MODEL_NAMES = {"housing": "housing-regressor", "iris": "iris-classifier"}
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from prediction_log.store import default_log_dir
 
 
 def _int(name: str, default: int) -> int:
@@ -32,7 +30,7 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             api_key=os.environ.get("API_KEY") or None,
-            log_dir=Path(os.environ.get("PREDICTION_LOG_DIR") or PROJECT_ROOT / "logs").resolve(),
+            log_dir=default_log_dir(),
             max_batch_records=_int("MAX_BATCH_RECORDS", 1000),
             max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
             workers=_int("WORKERS", 1),

@@ -20,8 +20,9 @@ from pydantic import ValidationError
 
 from bento_service import metrics
 from bento_service.config import SETTINGS
-from bento_service.prediction_log import ErrorRow, LogUnavailable, process_log
 from bento_service.schemas import ROUTES
+from prediction_log.store import ErrorRow
+from prediction_log.writer import LogUnavailable, process_log
 
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

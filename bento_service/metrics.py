@@ -1,26 +1,51 @@
 """Custom Prometheus metrics, shown on BentoML's /metrics next to its own request metrics.
 
 Module-level `prometheus_client` objects: BentoML runs workers in Prometheus multiprocess
-mode and aggregates them on /metrics.
+mode and aggregates them on /metrics. Every label value comes from a closed set (task names,
+model tags, schema fields and classes), so no client can grow the number of series.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from domain.schema import SCHEMAS, Kind
+
 PREDICTIONS = Counter("predictions", "Records predicted, by task and model", ["task", "model"])
-HOUSING_VALUE = Histogram(
-    "housing_prediction_value_usd", "Predicted median house value (US dollars)",
-    buckets=(50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 350_000, 400_000, 450_000, 500_000, 600_000),
-)
-IRIS_SPECIES = Counter("iris_predicted_species", "Predicted iris species", ["species"])
+# Each task's predictions: a histogram of values (regression) or a count per class (classification);
+# names and buckets from the task schema.
+PREDICTION_VALUES = {
+    task: Histogram(schema.prediction_metric, f"Predicted {schema.target.description} ({schema.target.unit})",
+                    buckets=schema.prediction_buckets)
+    for task, schema in SCHEMAS.items() if schema.kind is Kind.REGRESSION
+}
+PREDICTED_CLASSES = {
+    task: Counter(schema.prediction_metric, f"Predicted {schema.target.description}", [schema.target.name])
+    for task, schema in SCHEMAS.items() if schema.kind is Kind.CLASSIFICATION
+}
 VALIDATION_FAILURES = Counter("validation_failures", "Rejected requests by task and field", ["task", "field"])
 LOG_WRITE_FAILURES = Counter("prediction_log_write_failures", "Requests answered 503 because the log failed")
-BATCH_ROWS = Histogram("prediction_batch_rows", "Rows per model call (micro-batching)", ["task"],
-                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024))
-# Live drift (bento_service/drift.py): PSI of each worker's last window of requests against the
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
+BATCH_ROWS = Histogram("prediction_batch_rows", "Rows per model call (micro-batching merges requests)", ["task"],
+                       buckets=ROW_BUCKETS)
+REQUEST_ROWS = Histogram("prediction_request_rows", "Records per prediction request", ["task"], buckets=ROW_BUCKETS)
+# Live drift (bento_service/live_drift.py): PSI of each worker's last window of requests against the
 # training reference. `livemax`: the worst live worker; a dead worker's value disappears with it.
 FEATURE_DRIFT = Gauge("feature_drift_score", "PSI of a feature over the last requests vs training (>= 0.2: drifted)",
                       ["task", "feature"], multiprocess_mode="livemax")
 PREDICTION_DRIFT = Gauge("prediction_drift_score", "PSI of the predictions over the last requests vs training",
                          ["task"], multiprocess_mode="livemax")
+
+
+def record_predictions(task: str, model: str, predictions: list) -> None:
+    """Count a task's answered predictions (as logged: a number, or {<target>: class, "probabilities"})."""
+    PREDICTIONS.labels(task, model).inc(len(predictions))
+    if task in PREDICTION_VALUES:
+        histogram = PREDICTION_VALUES[task]
+        for value in predictions:
+            histogram.observe(value)
+    else:
+        target = SCHEMAS[task].target.name
+        counter = PREDICTED_CLASSES[task]
+        for prediction in predictions:
+            counter.labels(prediction[target]).inc()

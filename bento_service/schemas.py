@@ -1,4 +1,4 @@
-"""Request and response models, generated from the pipeline's raw-field specs (stages/schema.py).
+"""Request and response models, generated from the raw-field specs the pipeline validates with (domain/schema.py).
 
 One source of truth: a value preprocess would reject in the raw data is rejected here too,
 with the same bounds. Requests are strict: unknown fields, wrong types, NaN and infinities
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 
 from bento_service.config import SETTINGS
-from stages.schema import HOUSING, IRIS, CategoryField, NumericField, TaskSchema
+from domain.schema import HOUSING, IRIS, CategoryField, NumericField, TaskSchema
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 

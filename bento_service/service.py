@@ -14,6 +14,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,9 @@ from starlette.routing import Route
 
 from bento_service import bentoml_patches, metrics
 from bento_service.batching import MicroBatcher
-from bento_service.config import MODEL_NAMES, SETTINGS
-from bento_service.drift import DriftWindow, gauge_publisher
+from bento_service.config import SETTINGS
 from bento_service.guard import RequestGuard
-from bento_service.prediction_log import LogUnavailable, PredictionRow, open_process_log, process_log, utc_now
+from bento_service.live_drift import DriftWindow, gauge_publisher
 from bento_service.schemas import (
     ROUTES,
     HousingBatch,
@@ -40,7 +40,9 @@ from bento_service.schemas import (
     IrisPrediction,
     IrisRecord,
 )
-from stages.schema import SCHEMAS
+from domain.schema import SCHEMAS, Kind
+from prediction_log.store import PredictionRow, utc_now
+from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
 logger = logging.getLogger("bentoml.prediction_service")
 LOG_RETRY_SECONDS = 2.0
@@ -62,7 +64,7 @@ LOADED: dict[str, ServedModel] = {}
 
 async def model_info(request: Request) -> JSONResponse:
     """GET /model: what is being served, with its training metrics and provenance."""
-    if len(LOADED) < len(MODEL_NAMES):
+    if len(LOADED) < len(SCHEMAS):
         return JSONResponse({"error": "models are still loading"}, status_code=503)
     return JSONResponse({task: {"tag": served.tag, **served.metadata} for task, served in LOADED.items()})
 
@@ -77,15 +79,14 @@ def _unavailable(ctx: bentoml.Context, message: str, request_id: str) -> JSONRes
 
 
 # The container image: BentoML's standard python:3.11-slim base. An unknown `distro` makes BentoML
-# skip its `apt-get install build-essential git` step (+650 MB the service never uses); pinned by
-# tests/test_container_script.py because it is undocumented. Python packages: bentofile.yaml.
+# skip its `apt-get install build-essential git` step, compilers the service never uses; pinned by
+# a container test because it is undocumented. Python packages: bentofile.yaml.
 IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="prebuilt", python_version="3.11",
                              lock_python_packages=False)
 
 
-# BentoML records an OpenTelemetry span for every request even with no exporter and a sample
-# rate of 0 (its sampler is "always recording"): a quarter of a prediction's CPU (0.93 -> 0.69 ms
-# per request measured). Predictions are already recorded, with request id and latency, in the
+# BentoML records an OpenTelemetry span for every request even with no exporter (its sampler is
+# "always recording"), a quarter of a prediction's CPU. Predictions are already recorded in the
 # prediction log, so their routes are left out of tracing unless TRACE_PREDICTIONS=1 (set it
 # when BENTOML_CONFIG configures a tracing exporter).
 TRACING = {} if SETTINGS.trace_predictions else {"excluded_urls": list(ROUTES)}
@@ -95,8 +96,8 @@ TRACING = {} if SETTINGS.trace_predictions else {"excluded_urls": list(ROUTES)}
 @bentoml.service(name="prediction_service", image=IMAGE, workers=SETTINGS.workers, traffic={"timeout": 60},
                  tracing=TRACING)
 class PredictionService:
-    housing_model = bentoml.models.BentoModel(f"{MODEL_NAMES['housing']}:latest")
-    iris_model = bentoml.models.BentoModel(f"{MODEL_NAMES['iris']}:latest")
+    housing_model = bentoml.models.BentoModel(f"{SCHEMAS['housing'].model_name}:latest")
+    iris_model = bentoml.models.BentoModel(f"{SCHEMAS['iris'].model_name}:latest")
 
     def __init__(self) -> None:
         # Load in the background so the server answers /livez at once and /readyz says 503
@@ -105,20 +106,20 @@ class PredictionService:
         self._loader.start()
 
     def _load(self) -> None:
-        for task, reference, method in (("housing", self.housing_model, "predict"),
-                                        ("iris", self.iris_model, "predict_proba")):
+        for task, reference in (("housing", self.housing_model), ("iris", self.iris_model)):
+            schema = SCHEMAS[task]
             estimator = bentoml.sklearn.load_model(reference)
             metadata = dict(reference.info.metadata)
-            columns = SCHEMAS[task].feature_names
-            predict = getattr(estimator, method)
+            # classifiers answer with every class's probability, regressors with the value
+            predict = estimator.predict_proba if schema.kind is Kind.CLASSIFICATION else estimator.predict
             # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
             if metadata.get("input_example"):
-                predict(pd.DataFrame.from_records(metadata["input_example"], columns=columns).head(1))
-            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, MicroBatcher(predict, columns),
+                predict(pd.DataFrame.from_records(metadata["input_example"], columns=schema.feature_names).head(1))
+            batcher = MicroBatcher(predict, schema.feature_names, on_call=metrics.BATCH_ROWS.labels(task).observe)
+            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, batcher,
                                        _drift_window(task, reference))
         # The models and libraries live as long as the process: take them out of the garbage
-        # collector's scans. Without this every full collection walked ~220,000 objects: about
-        # 80 ms pauses every second or so at 1,000 requests/s (with it: under 1 ms).
+        # collector's scans, whose full collections otherwise pause the server for tens of milliseconds.
         gc.freeze()
         while True:  # the log directory may be a volume that is not there yet: keep trying
             try:
@@ -130,7 +131,7 @@ class PredictionService:
                 time.sleep(LOG_RETRY_SECONDS)
 
     def __is_ready__(self) -> bool:
-        return len(LOADED) == len(MODEL_NAMES) and process_log() is not None
+        return len(LOADED) == len(SCHEMAS) and process_log() is not None
 
     @bentoml.on_shutdown
     def close_log(self) -> None:
@@ -142,31 +143,29 @@ class PredictionService:
     @bentoml.api(route="/housing/predict")
     async def housing_predict(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingPrediction:  # type: ignore[valid-type]
         """Median house value (US dollars) of one census block group."""
-        result = await self._predict("housing", [record.model_dump()], ctx)
-        if isinstance(result, JSONResponse):
-            return result
-        served, request_id, predictions = result
-        return HousingPrediction(prediction=predictions[0], model=served.tag, request_id=request_id)
+        return await self._answer("housing", [record.model_dump()], ctx, lambda served, request_id, predictions:
+                                  HousingPrediction(prediction=predictions[0], model=served.tag, request_id=request_id))
 
     @bentoml.api(route="/housing/predict_batch")
     async def housing_predict_batch(self, batch: HousingBatch, /, ctx: bentoml.Context) -> HousingBatchPrediction:
         """Median house values for up to MAX_BATCH_RECORDS block groups in one request."""
-        result = await self._predict("housing", [r.model_dump() for r in batch.records], ctx)
-        if isinstance(result, JSONResponse):
-            return result
-        served, request_id, predictions = result
-        return HousingBatchPrediction(predictions=predictions, model=served.tag, request_id=request_id)
+        return await self._answer("housing", [r.model_dump() for r in batch.records], ctx,
+                                  lambda served, request_id, predictions: HousingBatchPrediction(
+                                      predictions=predictions, model=served.tag, request_id=request_id))
 
     @bentoml.api(route="/iris/predict")
     async def iris_predict(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisPrediction:  # type: ignore[valid-type]
         """Species of one iris flower from its sepal and petal measurements (cm)."""
-        result = await self._predict("iris", [record.model_dump()], ctx)
-        if isinstance(result, JSONResponse):
-            return result
-        served, request_id, predictions = result
-        return IrisPrediction(**predictions[0], model=served.tag, request_id=request_id)
+        return await self._answer("iris", [record.model_dump()], ctx, lambda served, request_id, predictions:
+                                  IrisPrediction(**predictions[0], model=served.tag, request_id=request_id))
 
     # -- shared path -----------------------------------------------------------------------
+    async def _answer(self, task: str, rows: list[dict[str, Any]], ctx: bentoml.Context,
+                      respond: Callable[[ServedModel, str, list[Any]], Any]) -> Any:
+        """`respond(served, request_id, predictions as logged)`, or the 503 response of `_predict`."""
+        result = await self._predict(task, rows, ctx)
+        return result if isinstance(result, JSONResponse) else respond(*result)
+
     async def _predict(self, task: str, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Any:
         """Predict, log, count. Returns (served, request_id, predictions as logged) or a 503 response: a client
         gets exactly what the prediction log holds (dollars; species and probabilities)."""
@@ -179,7 +178,7 @@ class PredictionService:
         if served is None or log is None:
             return _unavailable(ctx, "the service is starting: models or prediction log not ready", request_id)
         values = await served.batcher.predict(rows)
-        metrics.BATCH_ROWS.labels(task).observe(len(rows))
+        metrics.REQUEST_ROWS.labels(task).observe(len(rows))
         latency_ms = 1000 * (time.perf_counter() - started)
         logged = [PredictionRow(request_id, task, served.tag, row, _jsonable(task, served, value), latency_ms,
                                 received) for row, value in zip(rows, values, strict=True)]
@@ -189,16 +188,10 @@ class PredictionService:
             metrics.LOG_WRITE_FAILURES.inc()
             logger.error("answering 503: %s", exc)
             return _unavailable(ctx, "prediction log unavailable; the prediction was not served", request_id)
-        metrics.PREDICTIONS.labels(task, served.tag).inc(len(rows))
         predictions = [row.prediction for row in logged]
+        metrics.record_predictions(task, served.tag, predictions)
         if served.drift is not None:
             served.drift.add(rows, predictions)
-        if task == "housing":
-            for value in predictions:
-                metrics.HOUSING_VALUE.observe(value)
-        else:
-            for prediction in predictions:
-                metrics.IRIS_SPECIES.labels(prediction["species"]).inc()
         return served, request_id, predictions
 
 
@@ -213,11 +206,13 @@ def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:
 
 
 def _jsonable(task: str, served: ServedModel, value: Any) -> Any:
-    """A prediction as it is logged: dollars for housing, species and probabilities for iris."""
-    if task == "housing":
+    """A prediction as it is logged and answered: the value (regression), or the class under the target's
+    name with every class's probability (classification)."""
+    schema = SCHEMAS[task]
+    if schema.kind is Kind.REGRESSION:
         return float(value)
     classes = [str(c) for c in served.estimator.classes_]
-    return {"species": classes[int(np.argmax(value))],
+    return {schema.target.name: classes[int(np.argmax(value))],
             "probabilities": {c: float(p) for c, p in zip(classes, value, strict=True)}}
 
 

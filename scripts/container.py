@@ -1,7 +1,7 @@
 """Build the Bento's container image with whichever container engine this machine has.
 
 Why this module exists: `bentoml containerize` assumes a Docker engine and a reachable registry. CI machines here
-have neither (see /work/shared/notes/containers.md), so this wrapper
+have neither, so this wrapper
 
 - picks the engine that is really there (docker only if its daemon answers, else podman, else buildah);
 - writes the podman/buildah settings those machines need (runc, ulimits clamped to what the host allows)

@@ -1,5 +1,5 @@
 """Pipeline stages: each module with a ``main`` is a thin command-line shell over pure functions.
 
-Keep this package's import cheap: DVC runs one Python process per stage, and `bento_service`
-imports `stages.schema` and `stages.features` at serving time.
+Imports `domain` (schemas, model classes, drift binning); never the server (`bento_service`) or the
+offline tools (`monitoring`). DVC runs one Python process per stage: keep imports lazy where they are heavy.
 """

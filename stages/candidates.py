@@ -13,9 +13,10 @@ carry a ``search`` block: its hyperparameters are then tuned by CV first (stages
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -30,7 +31,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from stages.features import ClippedRegressor, HousingFeatures
+from domain.estimators import ClippedRegressor
+from domain.schema import SCHEMAS
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "linear_regression": LinearRegression,
@@ -66,11 +68,21 @@ def build_estimator(spec: dict[str, Any], seed: int) -> BaseEstimator:
     return ClippedRegressor(estimator) if regressor else estimator
 
 
+def feature_transformer(task: str) -> type[TransformerMixin] | None:
+    """The task's feature step class (domain/schema.py `feature_transformer`), imported on demand."""
+    name = SCHEMAS[task].feature_transformer
+    if not name:
+        return None
+    module, cls = name.split(":")
+    return getattr(import_module(module), cls)
+
+
 def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], seed: int) -> Pipeline:
-    """Raw fields in, prediction out: feature engineering, optional scaling, estimator."""
+    """Raw fields in, prediction out: the task's feature step (if it has one), optional scaling, estimator."""
     steps: list[tuple[str, Any]] = []
-    if task == "housing":
-        steps.append(("features", HousingFeatures(**features, random_state=seed)))
+    transformer = feature_transformer(task)
+    if transformer is not None:
+        steps.append(("features", transformer(**features, random_state=seed)))
     if spec.get("scale", False):
         steps.append(("scale", StandardScaler()))
     steps.append(("model", build_estimator(spec, seed)))
@@ -79,9 +91,7 @@ def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], se
 
 # Estimators whose fit holds the GIL most of the time (HistGradientBoosting runs a Python loop per boosting
 # iteration): their CV folds run in worker processes. Every other estimator's folds run in threads, which start
-# at once, while a process pool costs about 1.5 s to start (each worker imports scikit-learn and pandas), more than
-# the whole CV of a linear model. Measured 5-fold CV on the housing training split, 2 cores, 2 jobs:
-# hgb 12.0 s in processes vs 16.7 s in threads; linear 0.5 s in threads vs 1.8 s in a new process pool.
+# at once, where a process pool costs more to start than the whole CV of a linear model (bench/NOTES.md).
 GIL_BOUND_ESTIMATORS = frozenset({"hist_gradient_boosting_regressor", "hist_gradient_boosting_classifier"})
 
 
@@ -93,8 +103,8 @@ def fold_backend(spec: dict[str, Any]) -> str:
 def single_threaded(model: BaseEstimator) -> BaseEstimator:
     """Set every ``n_jobs`` in the model to 1 before saving it.
 
-    Parallel training is welcome; parallel single-row prediction is not: joblib dispatch costs
-    ~20 ms per call on a RandomForest, far more than the prediction itself.
+    Parallel training is welcome; parallel single-row prediction is not: joblib's dispatch costs far
+    more than predicting one row.
     """
     jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
     return model.set_params(**jobs) if jobs else model

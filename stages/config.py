@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-TASKS = ("housing", "iris")
+from domain.schema import TASKS
 
 
 def repo_root() -> Path:

@@ -18,12 +18,10 @@ import shutil
 import sys
 from typing import Any
 
-import joblib
 import pandas as pd
 
-from stages.atomic import atomic_dir, atomic_path, read_json, write_json
+from domain.schema import SCHEMAS, TASKS, Kind
 from stages.config import (
-    TASKS,
     candidate_dir,
     champion_info,
     champion_model,
@@ -31,7 +29,9 @@ from stages.config import (
     metrics_file,
     plots_dir,
 )
-from stages.preprocess import read_split
+from stages.files import atomic_dir, atomic_path, read_json, write_json
+from stages.models import load_model
+from stages.rawdata import read_split
 from stages.scoring import choose_champion, score
 
 
@@ -53,7 +53,7 @@ def plot_data(task: str, y_true: pd.Series, y_pred, candidates: dict[str, dict[s
             [{"candidate": n, "cv": c["cv"][metric]["mean"], "test": c["test"][metric]} for n, c in candidates.items()]
         ),
     }
-    if task == "housing":
+    if SCHEMAS[task].kind is Kind.REGRESSION:
         tables["predictions.csv"] = pd.DataFrame(
             {"actual": y_true.to_numpy(), "predicted": y_pred, "residual": y_pred - y_true.to_numpy()}
         ).round(1)
@@ -72,7 +72,7 @@ def evaluate(task: str, params: dict[str, Any]) -> dict[str, Any]:
     report: dict[str, Any] = {"champion": champion, "rule": rule, "candidates": {}}
     champion_predictions = None
     for name, summary in summaries.items():
-        model = joblib.load(candidate_dir(task, name) / "model.joblib")
+        model = load_model(candidate_dir(task, name) / "model.joblib")
         predictions = model.predict(X_test)
         if name == champion:
             champion_predictions = predictions
@@ -106,7 +106,7 @@ def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> None:
     reused = len(report["candidates"]) - len(logged)
     print(f"evaluate {task}: MLflow {tracking.tracking_uri()}: new runs for {', '.join(logged) or 'none'}; "
           f"{reused} unchanged candidate(s) already logged")
-    registered = params[task]["champion"]["registered_model"]
+    registered = SCHEMAS[task].model_name
     best = report["candidates"][champion]
     report["registered_model"] = registered
     report["model_version"] = tracking.register_champion(registered, best["mlflow_run_id"], best["mlflow_model_uri"])

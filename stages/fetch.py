@@ -1,8 +1,9 @@
 """Stage `fetch`: put each task's raw data at data/raw/<task>.csv, checksum-verified.
 
-Housing comes from the public URL in params.yaml, or from the local file named by env
-HOUSING_CSV (machines without internet). Iris is scikit-learn's bundled copy written out as
-a CSV. Either way the md5 in params.yaml must match, so dvc.lock always records the same data.
+Where the data comes from is in params.yaml `data.<task>`: a public `url` (a local copy named by env
+`<TASK>_CSV`, e.g. HOUSING_CSV, wins: machines without internet), or a `sklearn_dataset` bundled with
+scikit-learn, written out as a CSV. Either way the md5 in params.yaml must match, so dvc.lock always
+records the same data.
 
     python -m stages.fetch housing
 """
@@ -10,73 +11,76 @@ a CSV. Either way the md5 in params.yaml must match, so dvc.lock always records 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from stages.atomic import atomic_path
-from stages.config import TASKS, load_params, raw_csv
+from domain.schema import SCHEMAS, TASKS, TaskSchema
+from stages.config import load_params, raw_csv
+from stages.files import atomic_path, md5sum
 
 
 class FetchError(RuntimeError):
     """The raw data could not be obtained or is not the expected file."""
 
 
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def local_copy_variable(task: str) -> str:
+    """The environment variable naming a local copy of a task's raw file: HOUSING_CSV for housing."""
+    return f"{task.upper()}_CSV"
 
 
-def download(url: str, destination: Path, timeout: float = 60) -> None:
+def download(url: str, destination: Path, variable: str, timeout: float = 60) -> None:
+    """Save `url` to `destination`; FetchError says which variable to set instead (no internet)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(destination, "wb") as out:
             shutil.copyfileobj(response, out)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise FetchError(
-            f"could not download {url}: {getattr(exc, 'reason', exc)}. Without internet, set HOUSING_CSV to a local "
-            "copy of housing.csv (e.g. HOUSING_CSV=../shared/data/california_housing/housing.csv make run)"
+            f"could not download {url}: {getattr(exc, 'reason', exc)}. Without internet, set {variable} to a local "
+            f"copy of the file ({variable}=/path/to/{Path(urllib.parse.urlparse(url).path).name} make run)"
         ) from None
 
 
-def write_iris_csv(destination: Path) -> None:
-    from sklearn.datasets import load_iris
+def write_sklearn_dataset(name: str, schema: TaskSchema, destination: Path) -> None:
+    """One of scikit-learn's bundled datasets as a raw CSV in the schema's columns: feature names without
+    their unit ("sepal length (cm)" -> sepal_length), class names instead of class numbers."""
+    import sklearn.datasets
 
-    bunch = load_iris(as_frame=True)
-    frame = bunch.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [bunch.target_names[i] for i in frame.pop("target")]
-    frame.to_csv(destination, index=False)
+    bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda c: c.split(" (")[0].replace(" ", "_"))
+    frame[schema.target.name] = [bunch.target_names[i] for i in frame.pop("target")]
+    frame[schema.columns].to_csv(destination, index=False)
 
 
-def fetch(task: str, destination: Path, expected_md5: str, source: str | None = None) -> str:
+def fetch(task: str, destination: Path, spec: dict[str, str], local_copy: str | None = None) -> str:
     """Write the task's raw CSV to `destination` atomically and return where it came from.
 
-    Raises FetchError when the source is unreachable or its checksum is not `expected_md5`;
-    `destination` is then left untouched.
+    `spec` is params.yaml `data.<task>`; `local_copy` a path that replaces its url. Raises FetchError when
+    the source is unreachable or its checksum is not the spec's md5; `destination` is then left untouched.
     """
+    expected_md5 = spec["md5"]
+    variable = local_copy_variable(task)
     with atomic_path(destination) as tmp:
-        if task == "iris":
-            origin = "scikit-learn's bundled iris data"
-            write_iris_csv(tmp)
-        elif source and "://" not in source:
-            origin = source
-            if not Path(source).is_file():
-                raise FetchError(f"HOUSING_CSV={source} does not exist or is not a file")
-            shutil.copyfile(source, tmp)
+        if "sklearn_dataset" in spec:
+            origin = f"scikit-learn's bundled {spec['sklearn_dataset']} data"
+            write_sklearn_dataset(spec["sklearn_dataset"], SCHEMAS[task], tmp)
+        elif local_copy:
+            origin = local_copy
+            if not Path(local_copy).is_file():
+                raise FetchError(f"{variable}={local_copy} does not exist or is not a file")
+            shutil.copyfile(local_copy, tmp)
         else:
-            origin = source
-            download(source, tmp)
+            origin = spec["url"]
+            download(spec["url"], tmp, variable)
         actual = md5sum(tmp)
         if actual != expected_md5:
             raise FetchError(
                 f"checksum mismatch for {origin}: md5 {actual}, expected {expected_md5} (params.yaml data.{task}.md5). "
-                "The file is not the expected dataset: point HOUSING_CSV at the original housing.csv, "
+                f"The file is not the expected dataset: point {variable} at the original file, "
                 "or update the md5 in params.yaml if you changed the data on purpose"
             )
     return origin
@@ -87,11 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("task", choices=TASKS)
     args = parser.parse_args(argv)
     spec = load_params()["data"][args.task]
-    source = None
-    if args.task == "housing":
-        source = os.environ.get("HOUSING_CSV") or spec["url"]
     try:
-        origin = fetch(args.task, raw_csv(args.task), spec["md5"], source)
+        origin = fetch(args.task, raw_csv(args.task), spec, os.environ.get(local_copy_variable(args.task)))
     except FetchError as exc:
         sys.exit(f"fetch {args.task}: {exc}")
     print(f"fetch {args.task}: {raw_csv(args.task)} from {origin} (md5 {spec['md5']})")

@@ -1,6 +1,6 @@
 """Stage `package`: put both champions into the BentoML model store, with their provenance.
 
-Each champion is saved as `<name>:<version>` (names from bento_service/config.py) with metadata:
+Each champion is saved as `<name>:<version>` (`model_name` of domain/schema.py) with metadata:
 MLflow run id, model URI and registry version, CV and test metrics, raw-data md5, git commit.
 Its reference profile (stage `profile`) travels with it as the custom object "reference": the
 service loads it for the live drift score and `make monitor` for the offline report, so drift is
@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import sys
 
-import joblib
-
-from stages.atomic import read_json, write_json
-from stages.config import TASKS, champion_info, champion_model, reference_profile
-from stages.preprocess import read_split
+from domain.schema import SCHEMAS, TASKS
+from stages.config import champion_info, champion_model, reference_profile
+from stages.files import read_json, write_json
+from stages.models import load_model
 from stages.provenance import git_commit
+from stages.rawdata import read_split
 
 
 def package(task: str, commit: str) -> str:
     """Save one task's champion into the model store; return its tag."""
     import bentoml
-
-    from bento_service.config import MODEL_NAMES
 
     info = read_json(champion_info(task))
     metadata = {
@@ -44,8 +42,8 @@ def package(task: str, commit: str) -> str:
         # complete training rows: the service warms the model up with them before it is ready
         "input_example": read_split(task, "train")[0].dropna().head(3).to_dict(orient="records"),
     }
-    model = joblib.load(champion_model(task))
-    saved = bentoml.sklearn.save_model(MODEL_NAMES[task], model, metadata=metadata, labels={"task": task},
+    model = load_model(champion_model(task))
+    saved = bentoml.sklearn.save_model(SCHEMAS[task].model_name, model, metadata=metadata, labels={"task": task},
                                        signatures={"predict": {"batchable": False}},
                                        custom_objects={"reference": read_json(reference_profile(task))})
     return str(saved.tag)

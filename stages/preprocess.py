@@ -1,6 +1,6 @@
 """Stage `preprocess`: validate the raw CSV against the task schema and split train/test.
 
-The split is seeded (params `split`) and stratified by species for iris. Imputation and
+The split is seeded (params `split`) and stratified by class for classification tasks. Imputation and
 feature engineering are not done here: they are learned inside the model pipeline from the
 training split only.
 
@@ -15,21 +15,16 @@ import sys
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from stages.atomic import atomic_dir
-from stages.config import TASKS, load_params, prepared_dir, raw_csv
-from stages.schema import SCHEMAS, RawDataError, validate_raw
+from domain.schema import SCHEMAS, TASKS, Kind
+from stages.config import load_params, prepared_dir, raw_csv
+from stages.files import atomic_dir
+from stages.rawdata import RawDataError, read_raw_csv, validate_raw
 
 
 def split(frame: pd.DataFrame, task: str, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    stratify = frame[SCHEMAS[task].target.name] if task == "iris" else None
-    return train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
-
-
-def read_split(task: str, part: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Features and target of the prepared `part` ("train" or "test") of a task."""
     schema = SCHEMAS[task]
-    frame = pd.read_csv(prepared_dir(task) / f"{part}.csv")
-    return frame[schema.feature_names], frame[schema.target.name]
+    stratify = frame[schema.target.name] if schema.kind is Kind.CLASSIFICATION else None
+    return train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,9 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()["split"]
     source = raw_csv(args.task)
     try:
-        raw = pd.read_csv(source, keep_default_na=True)
-        frame = validate_raw(raw, SCHEMAS[args.task], source)
-    except (RawDataError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        frame = validate_raw(read_raw_csv(source), SCHEMAS[args.task], source)
+    except RawDataError as exc:
         sys.exit(f"preprocess {args.task}: {exc}")
     train, test = split(frame, args.task, params["test_size"], params["seed"])
     with atomic_dir(prepared_dir(args.task)) as out:

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bento_service.drift import PROFILE_VERSION, bin_indices, n_bins
-from stages.atomic import atomic_path
-from stages.config import TASKS, champion_model, load_params, reference_profile
-from stages.schema import SCHEMAS, CategoryField
+from domain.drift import PROFILE_VERSION, bin_indices, n_bins
+from domain.schema import SCHEMAS, TASKS, CategoryField, Kind
+from stages.config import champion_model, load_params, reference_profile
+from stages.files import atomic_path
 
 
 def _with_proportions(spec: dict[str, Any], values: pd.Series) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def build_profile(task: str, X: pd.DataFrame, predictions: np.ndarray, settings:
         features[spec.name] = (categorical_profile(column, list(spec.categories)) if isinstance(spec, CategoryField)
                                else numeric_profile(column, reference["bins"]))
     predicted = pd.Series(predictions)
-    if task == "iris":
-        prediction = {**categorical_profile(predicted, list(schema.target.categories)), "field": "species"}
+    if schema.kind is Kind.CLASSIFICATION:  # the class, under the target's name in a logged prediction
+        prediction = {**categorical_profile(predicted, list(schema.classes)), "field": schema.target.name}
     else:
         prediction = {**numeric_profile(predicted.astype(float), reference["bins"]), "field": None}
     sample = X.assign(prediction=predictions)
@@ -84,15 +84,14 @@ def build_profile(task: str, X: pd.DataFrame, predictions: np.ndarray, settings:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import joblib
-
-    from stages.preprocess import read_split
+    from stages.models import load_model
+    from stages.rawdata import read_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     args = parser.parse_args(argv)
     X, _ = read_split(args.task, "train")
-    model = joblib.load(champion_model(args.task))
+    model = load_model(champion_model(args.task))
     profile = build_profile(args.task, X, model.predict(X), load_params()["monitoring"])
     with atomic_path(reference_profile(args.task)) as tmp:  # compact: the sample is 2000 rows
         tmp.write_text(json.dumps(profile, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")

@@ -16,6 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
+from domain.schema import SCHEMAS, Kind
+
 REGRESSION_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
 CLASSIFICATION_SCORING = {"accuracy": "accuracy", "f1_macro": "f1_macro"}
 # Metrics where lower is better; used by the champion rule.
@@ -25,7 +27,7 @@ LOWER_IS_BETTER = {"rmse", "mae"}
 def score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """Held-out metrics. Regression: r2, rmse, mae (target units). Classification: accuracy,
     f1_macro and per-class precision and recall."""
-    if task == "housing":
+    if SCHEMAS[task].kind is Kind.REGRESSION:
         return {
             "r2": float(skm.r2_score(y_true, y_pred)),
             "rmse": float(skm.root_mean_squared_error(y_true, y_pred)),
@@ -41,28 +43,24 @@ def score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def cross_validation(
-    task: str, model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int, n_jobs: int = 1,
-    backend: str = "loky",
-) -> dict[str, dict[str, Any]]:
-    """K-fold CV on the training split: mean and std of each metric (stratified for classes).
+def cv_plan(task: str, y: Any, folds: int, seed: int) -> tuple[Any, dict[str, Any]]:
+    """(splitter, scorers) of the task's cross-validation: shuffled K-fold for regression, stratified for
+    classes. Scorer names "precision/<label>" hold one class's score."""
+    if SCHEMAS[task].kind is Kind.REGRESSION:
+        return KFold(folds, shuffle=True, random_state=seed), dict(REGRESSION_SCORING)
+    scoring: dict[str, Any] = dict(CLASSIFICATION_SCORING)
+    for label in sorted(set(y)):
+        for name, metric in (("precision", skm.precision_score), ("recall", skm.recall_score)):
+            scoring[f"{name}/{label}"] = skm.make_scorer(metric, labels=[label], average="macro", zero_division=0)
+    return StratifiedKFold(folds, shuffle=True, random_state=seed), scoring
 
-    Regression: r2, rmse, mae. Classification: accuracy, f1_macro, and per-class precision and recall
-    as {"precision": {label: {"mean", "std"}}}, the shape of `score`'s per-class metrics.
-    `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend.
-    """
-    if task == "housing":
-        splitter, scoring = KFold(folds, shuffle=True, random_state=seed), dict(REGRESSION_SCORING)
-    else:
-        splitter, scoring = StratifiedKFold(folds, shuffle=True, random_state=seed), dict(CLASSIFICATION_SCORING)
-        for label in sorted(set(y)):
-            for name, metric in (("precision", skm.precision_score), ("recall", skm.recall_score)):
-                scoring[f"{name}/{label}"] = skm.make_scorer(metric, labels=[label], average="macro", zero_division=0)
-    with parallel_config(backend=backend):
-        result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+
+def summarise_folds(scoring: dict[str, Any], fold_scores: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Mean and std over the folds of each scorer, errors back to positive ("neg_" scorers), per-class scores
+    nested as {"precision": {label: {"mean", "std"}}} (the shape of `score`'s per-class metrics)."""
     out: dict[str, dict[str, Any]] = {}
     for name, scorer in scoring.items():
-        values = result[f"test_{name}"]
+        values = np.asarray(fold_scores[name], dtype=float)
         values = -values if isinstance(scorer, str) and scorer.startswith("neg_") else values
         stats = {"mean": float(np.mean(values)), "std": float(np.std(values))}
         if "/" in name:
@@ -71,6 +69,38 @@ def cross_validation(
         else:
             out[name] = stats
     return out
+
+
+def cross_validation(
+    task: str, model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int, n_jobs: int = 1,
+    backend: str = "loky",
+) -> dict[str, dict[str, Any]]:
+    """K-fold CV on the training split: mean and std of each metric (`cv_plan`, `summarise_folds`).
+
+    Regression: r2, rmse, mae. Classification: accuracy, f1_macro, and per-class precision and recall.
+    `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend.
+    """
+    splitter, scoring = cv_plan(task, y, folds, seed)
+    with parallel_config(backend=backend):
+        result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+    return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as flat names: {"r2": {"mean": m}} -> {"r2_mean": m}; per class -> "precision_setosa_mean"."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}_"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def flat_scores(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of `flatten(values)` as floats (MLflow metrics, tables of scores)."""
+    return {name: float(value) for name, value in flatten(values, prefix).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def predict_latency(model: BaseEstimator, X: pd.DataFrame, single_repeats: int = 50) -> dict[str, float]:

@@ -14,7 +14,6 @@ registry's `champion` alias stays where the last executed evaluate put it until
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -26,10 +25,14 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 
+import domain
+from domain.schema import SCHEMAS, CategoryField, Kind
 from stages.config import repo_root
+from stages.files import md5sum
+from stages.models import load_model
 from stages.provenance import git_commit
-from stages.schema import SCHEMAS, CategoryField
-from stages.tuning import flat_scores, trials_table
+from stages.scoring import flat_scores, flatten
+from stages.tuning import trials_table
 
 # What a candidate run records (tags, params, metrics, artifacts, model flavour). Runs are found again only with
 # the same format: bump it when the logging changes in a way old runs should not stand for, and the next
@@ -44,8 +47,8 @@ SKOPS_TRUSTED_TYPES = (
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",
-    "stages.features.ClippedRegressor",
-    "stages.features.HousingFeatures",
+    "domain.estimators.ClippedRegressor",
+    "domain.features.HousingFeatures",
 )
 
 
@@ -78,18 +81,13 @@ def experiment_id(task: str) -> str:
     return client.create_experiment(task, artifact_location=location)
 
 
-def model_md5(path: Path) -> str:
-    """Identity of a trained candidate: the md5 of its model file (what DVC caches)."""
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
-
-
 def run_tags(task: str, candidate: str, summary: dict[str, Any], raw_md5: str, md5: str) -> dict[str, str]:
     """Provenance of a candidate run: code (the commit the train stage ran at), pipeline stage, experiment, data
     and model identity."""
     return {
         "task": task,
         "candidate": candidate,
-        "git_commit": summary.get("git_commit") or git_commit(),
+        "git_commit": git_commit(),  # the code evaluate ran at (train stages never call git)
         "dvc_stage": f"train-{task}@{candidate}",  # the stage that trained it (evaluate logs it)
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "raw_data_md5": raw_md5,
@@ -107,22 +105,6 @@ def signature(task: str, output_type: str) -> ModelSignature:
         else:
             columns.append(ColSpec("double", spec.name))
     return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec(output_type)]))
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> {"a_b_c": leaf}: MLflow params and metrics are flat."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}_"))
-        else:
-            out[name] = value
-    return out
-
-
-def _metrics(values: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in _flatten(values).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def find_candidate_run(experiment: str, candidate: str, md5: str) -> tuple[str, str] | None:
@@ -157,10 +139,10 @@ def log_candidate(
 
     Returns (run id, model URI); the URI (`models:/m-...` in MLflow 3) is what gets registered.
     """
-    output_type = "double" if task == "housing" else "string"
+    output_type = "double" if SCHEMAS[task].kind is Kind.REGRESSION else "string"
     with mlflow.start_run(experiment_id=experiment, run_name=candidate, tags=tags) as run:
-        mlflow.log_params(_flatten(logged_params(summary)))
-        mlflow.log_metrics(_metrics({"cv": summary["cv"], "latency": summary["latency"]}))
+        mlflow.log_params(flatten(logged_params(summary)))
+        mlflow.log_metrics(flat_scores({"cv": summary["cv"], "latency": summary["latency"]}))
         if "search" in summary:
             log_search(run.info.run_id, summary["search"])
         try:
@@ -170,7 +152,7 @@ def log_candidate(
                 signature=signature(task, output_type),
                 input_example=pd.DataFrame(summary["input_example"]),
                 pip_requirements=model_pip_requirements(),
-                code_paths=[str(Path(__file__).parent)],
+                code_paths=[str(Path(domain.__file__).parent)],  # the classes the model pickles
                 serialization_format="skops",
                 skops_trusted_types=list(SKOPS_TRUSTED_TYPES),  # MLflow loads the file back with exactly these
             )
@@ -207,15 +189,13 @@ class CandidateRun(NamedTuple):
 
 def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str, Any], raw_md5: str) -> CandidateRun:
     """The MLflow run of a trained candidate: its existing run, or a new one logged now."""
-    import joblib
-
-    md5 = model_md5(model_file)
+    md5 = md5sum(model_file)  # what DVC caches: the identity of a trained candidate
     experiment = experiment_id(task)
     found = find_candidate_run(experiment, candidate, md5)
     if found is not None:
         return CandidateRun(*found, logged_now=False)
     tags = run_tags(task, candidate, summary, raw_md5, md5)
-    return CandidateRun(*log_candidate(experiment, task, candidate, joblib.load(model_file), summary, tags),
+    return CandidateRun(*log_candidate(experiment, task, candidate, load_model(model_file), summary, tags),
                         logged_now=True)
 
 
@@ -226,7 +206,7 @@ def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | Non
     now = int(time.time() * 1000)
     MlflowClient().log_batch(
         run_id,
-        metrics=[Metric(key, value, now, 0) for key, value in _metrics(metrics).items()],
+        metrics=[Metric(key, value, now, 0) for key, value in flat_scores(metrics).items()],
         tags=[RunTag(key, value) for key, value in (tags or {}).items()],
     )
 

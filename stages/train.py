@@ -6,9 +6,8 @@ summary.json (params as fitted, CV scores, predict latency, the search's trials)
 split is not read here: everything the champion rule uses comes from the training split.
 
 MLflow is not imported here: `evaluate` logs each new candidate's run from summary.json and
-model.joblib, in one process per task. A train stage used to spend about 3 s on MLflow (import,
-opening the store, a scan of every installed package by `log_model`), more than training most
-candidates; evaluate now pays the import and the store once per task and about 0.1-1 s per new model.
+model.joblib, in one process per task, so a train stage does not pay MLflow's import and store
+(more than training most candidates costs; bench/NOTES.md).
 
     python -m stages.train housing hgb
 """
@@ -20,14 +19,14 @@ import sys
 import time
 from typing import Any
 
-import joblib
 from threadpoolctl import threadpool_limits
 
-from stages.atomic import atomic_dir, write_json
+from domain.schema import TASKS
 from stages.candidates import build_pipeline, fold_backend, single_threaded
-from stages.config import TASKS, candidate_dir, load_params
-from stages.preprocess import read_split
-from stages.provenance import git_commit
+from stages.config import candidate_dir, load_params
+from stages.files import atomic_dir, write_json
+from stages.models import save_model
+from stages.rawdata import read_split
 from stages.scoring import cross_validation, predict_latency
 from stages.tuning import tune
 
@@ -39,9 +38,8 @@ def train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple[
     hyperparameters it chose) and summary["search"] the search's report.
 
     Native thread pools (OpenMP, BLAS) are limited to one thread: HistGradientBoosting's OpenMP threads
-    spin-wait at every barrier, and on a 2-core machine shared with other jobs its 5-fold CV took 77-170 s
-    with the default pool and 8-11 s with one thread; the service also runs with OMP_NUM_THREADS=1, so the
-    latency measured below is the latency served. joblib's `n_jobs` (forests, CV folds) still uses every core.
+    spin-wait at every barrier and thrash on shared cores (bench/NOTES.md). joblib's `n_jobs` (forests, CV
+    folds) still uses every core.
     """
     with threadpool_limits(limits=1):
         return _train_candidate(task, candidate, params)
@@ -76,7 +74,6 @@ def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple
         "cv": cv,
         "latency": predict_latency(model, X),
         "train_rows": len(X),
-        "git_commit": git_commit(),  # the code that trained it, for the MLflow run evaluate logs
         # raw input rows for the MLflow model's input example (logged by evaluate, which never reads train.csv)
         "input_example": X.dropna().head(3).to_dict(orient="records"),
         "cv_seconds": round(cv_seconds, 2),
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"train: no candidate {args.candidate!r} under {args.task}.candidates in params.yaml")
     model, summary = train_candidate(args.task, args.candidate, params)
     with atomic_dir(candidate_dir(args.task, args.candidate)) as out:
-        joblib.dump(model, out / "model.joblib")
+        save_model(model, out / "model.joblib")
         write_json(out / "summary.json", summary)
     metric = next(iter(summary["cv"]))
     print(

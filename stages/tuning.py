@@ -14,26 +14,30 @@ A candidate block in params.yaml may carry a ``search`` block::
           learning_rate: [0.05, 0.1]
           max_leaf_nodes: [31, 63]
 
-The base configuration is scored first and wins ties, so a search only replaces it with a configuration
-that cross-validates better (record that one in `hyperparams` and a rerun finds it again). Each configuration is
-the candidate pipeline (features, scaling, seed averaging) scored by ``scoring.cross_validation`` with the folds
-an untuned candidate gets, so tuned and untuned candidates are compared on equal terms. If the search averages as
-many seeds as the candidate, the winner's trial scores are its CV scores; with fewer seeds (a cheaper search),
-the winner is cross-validated once more as the candidate will be fitted.
+The search is scikit-learn's `GridSearchCV` over an explicit list of configurations: the base first, then
+up to `n_iter` distinct ones sampled by `ParameterSampler`. Each configuration is the whole candidate pipeline
+(features, scaling, seed averaging) with the folds and scorers an untuned candidate gets
+(`scoring.cv_plan`), so tuned and untuned candidates are compared on equal terms. GridSearchCV ranks ties to
+the earliest configuration, so the base wins ties and a search only replaces it with a configuration that
+cross-validates better (record that one in `hyperparams` and a rerun finds it again).
+
+What GridSearchCV does not do for us: searching with fewer seeds than the candidate is fitted with (a cheaper
+search). Then the winner is cross-validated once more with the candidate's own seeds.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sklearn.model_selection import ParameterSampler
+from joblib import parallel_config
+from sklearn.model_selection import GridSearchCV, ParameterSampler
+from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
-from stages.scoring import LOWER_IS_BETTER, cross_validation
+from stages.scoring import cross_validation, cv_plan, flat_scores, summarise_folds
 
 
 @dataclass
@@ -44,7 +48,7 @@ class SearchResult:
     best_hyperparams: dict[str, Any]
     best_cv: dict[str, dict[str, float]]  # CV of the candidate as fitted (its own number of seeds)
     best_trial: int
-    trials: list[dict[str, Any]]  # {"hyperparams": searched ones, "cv", "seconds"} in trial order
+    trials: list[dict[str, Any]]  # {"hyperparams": searched ones, "cv"} in trial order
     search_seeds: int
     n_iter: int  # the budget asked for in params (trials = the base + up to n_iter sampled)
     seed: int
@@ -62,21 +66,10 @@ class SearchResult:
         }
 
 
-def flat_scores(cv: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """CV scores as flat names: {"r2": {"mean": m}} -> {"r2_mean": m}; per-class ones -> "precision_setosa_mean"."""
-    out: dict[str, float] = {}
-    for name, value in cv.items():
-        if isinstance(value, dict):
-            out.update(flat_scores(value, f"{prefix}{name}_"))
-        else:
-            out[f"{prefix}{name}"] = float(value)
-    return out
-
-
 def trials_table(report: dict[str, Any]) -> pd.DataFrame:
     """A search report as a table, one row per trial: searched hyperparameters, mean and std of each CV metric."""
     return pd.DataFrame([
-        {"trial": i, **trial["hyperparams"], **flat_scores(trial["cv"]), "seconds": trial["seconds"]}
+        {"trial": i, **trial["hyperparams"], **flat_scores(trial["cv"])}
         for i, trial in enumerate(report["trials"])
     ])
 
@@ -134,24 +127,32 @@ def tune(
     defaults = ESTIMATORS[spec["estimator"]]().get_params()
     seeds = int(spec.get("seeds", 1))
     search_seeds = search.get("seeds", seeds)
-    sign = -1 if metric in LOWER_IS_BETTER else 1
-
-    def score(hyperparams: dict[str, Any], n_seeds: int) -> dict[str, dict[str, float]]:
-        model = build_pipeline(task, {**spec, "seeds": n_seeds, "hyperparams": hyperparams}, features, cv["seed"])
-        return cross_validation(task, model, X, y, cv["folds"], cv["seed"], cv.get("n_jobs", 1),
-                                backend=fold_backend(spec))
-
     configs = configurations(base, search)
-    trials, best = [], 0
+
+    def pipeline(hyperparams: dict[str, Any], n_seeds: int) -> Pipeline:
+        return build_pipeline(task, {**spec, "seeds": n_seeds, "hyperparams": hyperparams}, features, cv["seed"])
+
+    splitter, scoring = cv_plan(task, y, cv["folds"], cv["seed"])
+    pipelines = [pipeline(hyperparams, search_seeds) for hyperparams in configs]
+    # One step whose value is each whole candidate pipeline: an explicit list of configurations.
+    # refit=False: rank without fitting the winner here (the train stage fits it).
+    grid = GridSearchCV(Pipeline([("candidate", pipelines[0])]), [{"candidate": [p]} for p in pipelines],
+                        scoring=scoring, refit=False, cv=splitter, n_jobs=cv.get("n_jobs", 1))
+    with parallel_config(backend=fold_backend(spec)):
+        grid.fit(X, y)
+    results = grid.cv_results_
+    folds = splitter.get_n_splits()
+    trials = []
     for i, hyperparams in enumerate(configs):
-        started = time.perf_counter()
-        scores = score(hyperparams, search_seeds)
+        fold_scores = {name: [results[f"split{k}_test_{name}"][i] for k in range(folds)] for name in scoring}
         trials.append({
             "hyperparams": {name: hyperparams.get(name, defaults[name]) for name in search["space"]},
-            "cv": scores,
-            "seconds": round(time.perf_counter() - started, 2),
+            "cv": summarise_folds(scoring, fold_scores),
         })
-        if sign * scores[metric]["mean"] > sign * trials[best]["cv"][metric]["mean"]:  # strict: ties keep the earlier
-            best = i
-    best_cv = trials[best]["cv"] if search_seeds == seeds else score(configs[best], seeds)
+    best = int(results[f"rank_test_{metric}"].argmin())  # ranks tie to the earliest configuration
+    if search_seeds == seeds:
+        best_cv = trials[best]["cv"]
+    else:
+        best_cv = cross_validation(task, pipeline(configs[best], seeds), X, y, cv["folds"], cv["seed"],
+                                   cv.get("n_jobs", 1), backend=fold_backend(spec))
     return SearchResult(metric, configs[best], best_cv, best, trials, search_seeds, search["n_iter"], search["seed"])

@@ -1,4 +1,11 @@
-"""Shared fixtures: generated raw data and a real DVC repository built once per session."""
+"""Fixtures every tier shares, and the tiers themselves.
+
+The folder a test lives in is its tier and its marker (`pytest -m unit`, `-m "not container"`):
+- tests/unit: in process only, no subprocess, no DVC, no server (tests/unit/conftest.py enforces it);
+- tests/pipeline: real DVC repositories in temp dirs, real MLflow stores and servers;
+- tests/service: live `bentoml serve` processes on loopback;
+- tests/container: the Bento's real container image.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +16,26 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from tests.data_factory import housing_frame
-from tests.dvc_repo import PROJECT_ROOT, PipelineRepo
+from domain.schema import IRIS
+from stages.fetch import write_sklearn_dataset
+from tests.support import PROJECT_ROOT
+from tests.support.data_factory import housing_frame
+from tests.support.dvc_repo import PipelineRepo
 
-pytest_plugins = ["tests.container_support"]  # container_engine, bento_image_builder
+pytest_plugins = ["tests.support.container"]  # container_engine, bento_image_builder
 
-REAL_HOUSING_CSV = PROJECT_ROOT.parent / "shared" / "data" / "california_housing" / "housing.csv"
+TIERS = ("unit", "pipeline", "service", "container")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the name of the folder under tests/ it lives in."""
+    for item in items:
+        parts = Path(item.path).relative_to(PROJECT_ROOT / "tests").parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,11 +74,11 @@ def repo(built_repo: PipelineRepo, tmp_path: Path) -> PipelineRepo:
 
 @pytest.fixture(scope="session")
 def real_housing_csv() -> Path:
-    """The real dataset from ../shared; CI sets REQUIRE_REAL_DATA=1 so absence fails there."""
-    path = Path(os.environ.get("HOUSING_CSV") or REAL_HOUSING_CSV)
+    """The real dataset, named by HOUSING_CSV; CI sets REQUIRE_REAL_DATA=1 so absence fails there."""
+    path = Path(os.environ.get("HOUSING_CSV") or "housing.csv")
     if not path.is_file():
         if os.environ.get("REQUIRE_REAL_DATA") == "1":
-            pytest.fail(f"REQUIRE_REAL_DATA=1 but the real housing data is missing at {path}")
+            pytest.fail(f"REQUIRE_REAL_DATA=1 but the real housing data is missing at {path} (set HOUSING_CSV)")
         pytest.skip(f"real housing data not found at {path}; set HOUSING_CSV to run this test")
     return path
 
@@ -84,3 +103,18 @@ def mlflow_tracking_uri():
 
     yield mlflow.set_tracking_uri
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def train_only_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding params.yaml and the training splits, and no test split at all."""
+    frame = housing_frame(rows=300, seed=5, exact=True)
+    housing = tmp_path / "data" / "prepared" / "housing"
+    housing.mkdir(parents=True)
+    frame.to_csv(housing / "train.csv", index=False)
+    iris = tmp_path / "data" / "prepared" / "iris"
+    iris.mkdir(parents=True)
+    write_sklearn_dataset("iris", IRIS, tmp_path / "iris.csv")
+    pd.read_csv(tmp_path / "iris.csv").iloc[::5].to_csv(iris / "train.csv", index=False)  # 30 rows, 10 per class
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,161 @@
+"""`make monitor`: drift, latency and error report of one task's prediction log.
+
+    python -m monitoring.monitor --task housing [--since 24h] [--log-dir logs] [--out reports]
+                                    [--reference models/housing/reference.json] [--params params.yaml]
+
+Writes <out>/<task>-monitor.html (verdict, per-column drift, traffic/latency/errors over time,
+Evidently's reference-vs-current distributions) and <out>/<task>-monitor.json, and exits:
+
+    0  no drift
+    1  drift: the share of drifted features reached monitoring.report.drift_share, or the
+       predictions drifted (thresholds in params.yaml, `monitoring.report`)
+    2  nothing to judge: no log, no predictions in the window, fewer than min_rows, no reference
+       profile, bad arguments; a one-line message on stderr, no report
+    3  the monitor itself failed (a bug: traceback on stderr); never confused with "drift"
+
+so a scheduler (cron, CI) can alert on a non-zero exit. The reference is the profile packaged
+with the model that made the newest prediction in the window (BentoML model store), else
+models/<task>/reference.json, or --reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from domain.schema import TASKS
+from monitoring.logquery import LogProblem, LogWindow, parse_since, read_window, since_label
+from monitoring.operations import operations
+from prediction_log.store import default_log_dir
+
+EXIT_OK, EXIT_DRIFT, EXIT_PROBLEM, EXIT_BUG = 0, 1, 2, 3
+
+
+def load_reference(task: str, window: LogWindow, path: Path | None) -> tuple[dict[str, Any], str]:
+    """(profile, where it came from). Raises LogProblem when there is none."""
+    if path is not None:
+        if not path.is_file():
+            raise LogProblem(f"reference profile {path} does not exist")
+        return json.loads(path.read_text(encoding="utf-8")), str(path)
+    newest = str(window.predictions["model"].iloc[-1])
+    profile = _packaged_profile(newest)
+    if profile is not None:
+        return profile, f"model store, {newest}"
+    fallback = Path("models") / task / "reference.json"
+    if fallback.is_file():
+        return json.loads(fallback.read_text(encoding="utf-8")), f"{fallback} ({newest} is not in the model store)"
+    raise LogProblem(f"no reference profile: {newest} is not in the BentoML model store and {fallback} does not "
+                     "exist; run `dvc repro` or pass --reference")
+
+
+def _packaged_profile(tag: str) -> dict[str, Any] | None:
+    """The profile the `package` stage attached to a model, if that model is in the local store."""
+    import bentoml
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        return bentoml.models.get(tag).custom_objects.get("reference")
+    except (BentoMLException, ValueError):
+        return None
+
+
+def build_summary(task: str, window: LogWindow, profile: dict[str, Any], source: str, settings: Any,
+                  drift: Any) -> dict[str, Any]:
+    """The JSON summary: per-column drift, verdict, exit code, counts and operations."""
+    prediction_drifted = drift.prediction.drifted
+    verdict = "drift" if drift.drift_share >= settings.drift_share or prediction_drifted else "no drift"
+    ops = operations(window)
+    return {
+        "task": task,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "since": window.since,
+        "window": since_label(window.since),
+        "verdict": verdict,
+        "exit_code": EXIT_DRIFT if verdict == "drift" else EXIT_OK,
+        "drifted_features": drift.drifted_features,
+        "drift_share": round(drift.drift_share, 4),
+        "features": {name: column.as_dict() for name, column in drift.features.items()},
+        "prediction": drift.prediction.as_dict(),
+        "counts": {key: ops[key] for key in ("requests", "predictions", "errors", "error_rate")},
+        "reference": {"source": source, "training_rows": profile["training_rows"],
+                      "sample_rows": len(profile["sample"]["prediction"])},
+        "settings": {"method": settings.method, "threshold": settings.threshold,
+                     "drift_share": settings.drift_share, "min_rows": settings.min_rows},
+        "operations": ops,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitoring.evidently_drift import DriftSettings, frames, measure
+    from monitoring.html import render
+
+    started = time.perf_counter()
+    try:
+        settings = DriftSettings.from_params(yaml.safe_load(args.params.read_text(encoding="utf-8")))
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise LogProblem(f"cannot read monitoring.report from {args.params}: {exc!r}") from None
+    since = parse_since(args.since)
+    window = read_window(args.log_dir, args.task, since)
+    n = len(window.predictions)
+    if n == 0:
+        rejected = f" ({len(window.errors)} rejected requests)" if len(window.errors) else ""
+        raise LogProblem(f"no {args.task} predictions {since_label(window.since)} in {args.log_dir}{rejected}")
+    if n < settings.min_rows:
+        raise LogProblem(f"only {n} {args.task} predictions {since_label(window.since)}: at least {settings.min_rows} "
+                         "are needed to judge drift (monitoring.report.min_rows); widen --since")
+    profile, source = load_reference(args.task, window, args.reference)
+    drift = measure(*frames(profile, window), settings)
+    summary = build_summary(args.task, window, profile, source, settings, drift)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = args.out / f"{args.task}-monitor.html", args.out / f"{args.task}-monitor.json"
+    html_path.write_text(render(summary, drift.html), encoding="utf-8")
+    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+    ops = summary["operations"]
+    print(f"monitor {args.task}: {summary['verdict']} ({len(drift.drifted_features)} of {len(drift.features)} "
+          f"features drifted{': ' + ', '.join(drift.drifted_features) if drift.drifted_features else ''}; "
+          f"prediction {'drifted' if drift.prediction.drifted else 'ok'}) over {n} predictions "
+          f"{summary['window']}; error rate {ops['error_rate']:.2%}, latency p95 {ops['latency_ms']['p95']} ms")
+    print(f"  report: {html_path}\n  summary: {json_path}\n  ({time.perf_counter() - started:.1f} s)")
+    return summary["exit_code"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="exit codes: 0 no drift, 1 drift, 2 nothing to judge (message on stderr)")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--since", help="only the last 30m / 24h / 7d (default: the whole log)")
+    parser.add_argument("--log-dir", type=Path, default=default_log_dir())
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--reference", type=Path, help="a reference.json instead of the served model's profile")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="thresholds: monitoring.report")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. Problems with the log or arguments: exit 2 and one line (argparse's errors are
+    2 as well); an unexpected exception: exit 3 with its traceback, so a crash never reads as drift
+    (Python's own exit code for one would be 1)."""
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except LogProblem as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except Exception:
+        traceback.print_exc()
+        print("monitor: internal error (a bug, not a verdict); see the traceback above", file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

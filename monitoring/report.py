@@ -1,0 +1,66 @@
+"""Summarise the prediction log: volume, error rate, latency percentiles, prediction distribution.
+
+    python -m monitoring.report [--log-dir logs] [--since 24h] [--json]
+
+Reads the log through monitoring/logquery.py (read-only: safe against a running server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitoring.logquery import LogProblem, logged_tasks, parse_since, read_window
+from monitoring.operations import operations, prediction_distribution
+from prediction_log.store import default_log_dir
+
+SUMMARY_KEYS = ("requests", "predictions", "errors", "error_rate", "latency_ms")
+
+
+def summarise(log_dir: Path, since: str | None = None) -> dict[str, Any]:
+    """Per-task summary of the log window. Raises LogProblem if there is no log."""
+    summary: dict[str, Any] = {}
+    for task in logged_tasks(log_dir, since):
+        window = read_window(log_dir, task, since)
+        ops = operations(window)
+        entry = {key: ops[key] for key in SUMMARY_KEYS}
+        entry["latency_ms"] = {k: v for k, v in entry["latency_ms"].items() if v is not None}
+        distribution = prediction_distribution(window)
+        if distribution:
+            entry["prediction"] = distribution
+        summary[task] = entry
+    return summary
+
+
+def render(summary: dict[str, Any]) -> str:
+    if not summary:
+        return "the prediction log has no requests in this period"
+    lines = []
+    for task, s in summary.items():
+        lines.append(f"{task}: {s['requests']} requests, {s['predictions']} predictions, "
+                     f"error rate {s['error_rate']:.2%} {s['errors'] or ''}".rstrip())
+        if s["latency_ms"]:
+            lines.append("  latency ms: " + ", ".join(f"{k} {v}" for k, v in s["latency_ms"].items()))
+        if "prediction" in s:
+            lines.append("  predictions: " + ", ".join(f"{k} {v}" for k, v in s["prediction"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log-dir", type=Path, default=default_log_dir())
+    parser.add_argument("--since", help="only the last 30m / 24h / 7d")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    try:
+        summary = summarise(args.log_dir, parse_since(args.since))
+    except LogProblem as exc:
+        sys.exit(f"report: {exc}")
+    print(json.dumps(summary, indent=2) if args.json else render(summary))
+
+
+if __name__ == "__main__":
+    main()

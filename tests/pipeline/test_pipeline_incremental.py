@@ -1,0 +1,78 @@
+"""DVC incrementality: from nothing everything runs, then nothing; one param -> one candidate."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tests.support.dvc_repo import PipelineRepo, ran_stages
+
+
+def _runs_by_candidate(repo: PipelineRepo, task: str) -> dict[str, set[str]]:
+    """MLflow run ids per candidate tag in the repository's database, for one task's experiment."""
+    with sqlite3.connect(repo.path / "mlflow.db") as db:
+        rows = db.execute(
+            "SELECT t.value, r.run_uuid FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+            "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'candidate' "
+            "WHERE e.name = ? AND r.lifecycle_stage = 'active'", (task,)).fetchall()
+    runs: dict[str, set[str]] = {}
+    for candidate, run_id in rows:
+        runs.setdefault(candidate, set()).add(run_id)
+    return runs
+
+
+def test_first_repro_runs_every_stage(built_repo: PipelineRepo) -> None:
+    stages = set(built_repo.stage_names())
+    assert {"fetch@housing", "preprocess@iris", "train-housing@hgb", "train-iris@logreg", "evaluate@housing"} <= stages
+    assert ran_stages(built_repo.first_repro_output) == stages
+
+
+def test_second_repro_runs_nothing(repo: PipelineRepo) -> None:
+    result = repo.repro()
+    assert ran_stages(result.output) == set()
+    assert "Data and pipelines are up to date" in result.output
+    status = repo.run("dvc", "status", check=True)
+    assert "up to date" in status.output
+
+
+def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> None:
+    params = repo.params()
+    params["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"] = 4
+    repo.write_params(params)
+    before = repo.json("metrics/housing.json")["candidates"]
+    runs_before = _runs_by_candidate(repo, "housing")
+
+    result = repo.repro()
+
+    assert ran_stages(result.output) == {"train-housing@tree", "evaluate@housing"}
+    after = repo.json("metrics/housing.json")["candidates"]
+    assert after["tree"]["cv"]["r2"]["mean"] != before["tree"]["cv"]["r2"]["mean"], (
+        "the retrained candidate's CV score should change with its depth")
+    # MLflow: one new run, for the retrained candidate; the others keep theirs
+    runs_after = _runs_by_candidate(repo, "housing")
+    assert runs_after["tree"] - runs_before["tree"] == {after["tree"]["mlflow_run_id"]}
+    for name in set(after) - {"tree"}:
+        assert runs_after[name] == runs_before[name] == {after[name]["mlflow_run_id"]}
+        assert after[name]["mlflow_run_id"] == before[name]["mlflow_run_id"]
+
+
+def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
+    """Runs are keyed by the model, not remembered by the train stage: a new tracking store (a fresh clone, a team
+    server) gets every candidate's run and the champion alias the next time evaluate runs, with no retraining."""
+    (repo.path / "mlflow.db").unlink()
+    result = repo.repro("-f", "-s", "evaluate@iris")
+    assert ran_stages(result.output) == {"evaluate@iris"}
+    runs = _runs_by_candidate(repo, "iris")
+    assert set(runs) == set(repo.params()["iris"]["candidates"])
+    assert all(len(ids) == 1 for ids in runs.values())
+    champion = repo.json("models/iris/champion.json")
+    assert champion["mlflow_run_id"] in runs[champion["candidate"]] and champion["model_version"] == "1"
+
+
+def test_feature_code_change_retrains_housing_not_iris(repo: PipelineRepo) -> None:
+    features = repo.path / "domain" / "features.py"
+    features.write_text(features.read_text() + "\n# a change to the feature code\n")
+    ran = ran_stages(repo.repro().output)
+    assert {s for s in ran if s.startswith("train-housing@")} == {
+        f"train-housing@{name}" for name in repo.params()["housing"]["candidates"]
+    }
+    assert not any(s.startswith(("train-iris@", "preprocess", "fetch")) for s in ran)

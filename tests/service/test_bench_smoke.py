@@ -1,0 +1,73 @@
+"""`make bench-smoke`: the benchmark harness runs end to end and writes well-formed results.
+
+A few seconds per server against the session's reproduced pipeline (small models): the project
+(`bentoml serve`), peer 1 (`mlflow models serve`) and peer 2 (bench/seed_app.py), a 50-record
+predict_batch, the in-process predict, and no-op `dvc repro` timings. Nothing here asserts a
+timing: the machine is shared and the models are tiny. Every tool the harness needs is in the
+virtualenv (mlflow, uvicorn); without `wrk` the harness uses its asyncio client instead, so no
+peer is ever skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo, venv_env
+
+
+def test_bench_smoke_writes_results_with_zero_errors(repo: PipelineRepo, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--repo", str(repo.path), "--out-dir", str(out)],
+                         cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    results = json.loads((out / "results.json").read_text())
+    serving = results["serving"]
+    assert {r["server"] for r in serving["runs"]} == {"project", "mlflow", "seed"}
+    for r in serving["runs"] + serving["batch_runs"]:
+        assert r["ok"] > 0 and r["non_2xx"] == 0 and r["socket_errors"] == 0, r
+    assert serving["inprocess_runs"] and serving["inprocess_runs"][0]["rows_per_s"] > 0
+    for label, check in serving["logging"].items():
+        assert check["logged_rows"] >= check["answered_rows"] > 0, label
+    workers = [p for p in serving["memory"]["project w1"] if p["role"] == "worker"]
+    assert len(workers) == 1 and workers[0]["rss_mb"] > 0
+    assert len(results["pipeline"]["noop"]["runs_s"]) == 3
+
+    report = (out / "RESULTS.md").read_text()
+    for section in ("## Machine", "## Commands", "## Targets", "## Serving", "## Batch", "## Prediction log check",
+                    "## Memory", "## Pipeline"):
+        assert section in report
+
+
+def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: PipelineRepo, tmp_path: Path) -> None:
+    """`--pipeline full` on the test repository's small pipeline: the harness that `make bench` runs on the real
+    one (clean copy, no-op, one-candidate change, revert, and a peer revision interleaved: here HEAD itself), so it
+    cannot rot unnoticed. No timing is asserted."""
+    out = tmp_path / "bench"
+    run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--no-serving", "--pipeline", "full",
+                          "--pipeline-code", str(repo.path), "--pipeline-peer", "HEAD",
+                          "--housing-csv", str(repo.housing_csv),
+                          "--out-dir", str(out)],
+                         cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    pipeline = json.loads((out / "results.json").read_text())["pipeline"]
+    full = pipeline["full"]
+    assert {s["stage"] for s in full["stages"]} == set(repo.stage_names())
+    assert full["cpu_s"] > 0 and full["runs_s"] == [full["wall_s"]]
+    assert all(s["peak_rss_mb"] > 0 for s in full["stage_medians"] if s["stage"].startswith("train-"))
+    assert len(pipeline["noop"]["runs_s"]) == 5
+    assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == {"train-housing@tree", "evaluate@housing"}
+    assert (pipeline["revert"]["cached_stages"], pipeline["revert"]["stages"]) == (2, [])  # DVC's run-cache
+    assert len(pipeline["reference_fit_s"]) == 2 and min(pipeline["reference_fit_s"]) > 0
+    peer = pipeline["peer"]
+    assert peer["revision"] == "HEAD" and {s["stage"] for s in peer["full"]["stages"]} == set(repo.stage_names())
+    assert {s["stage"] for s in peer["one_candidate"]["stages"]} == {"train-housing@tree", "evaluate@housing"}
+
+    report = (out / "RESULTS.md").read_text()
+    for text in ("## Pipeline", "### Full `dvc repro`", "### One-candidate param change", "full dvc repro <= 180 s",
+                 "one-candidate param change <= 20 s", "### Against `HEAD`", "Reference job:"):
+        assert text in report

@@ -1,0 +1,330 @@
+"""Monitoring: the reference profile, `make monitor` (drift verdicts, exit codes, report), live drift on /metrics.
+
+Logs are written with the real PredictionLog (or by a real server) from rows of the session's
+training split, predicted by the session's champions: traffic from the training distribution
+must not drift; the same traffic with median_income x 1.5 must flag that feature and no other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bento_service.live_drift import DriftWindow, gauge_publisher
+from monitoring.monitor import main as monitor
+from prediction_log.store import ErrorRow, PredictionRow
+from prediction_log.writer import PredictionLog
+from tests.support.browser import chromium, open_page
+from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo
+from tests.support.live_server import LiveServer
+
+ARTIFACTS = PROJECT_ROOT / ".artifacts"
+TARGETS = {"housing": "median_house_value", "iris": "species"}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def training_inputs(repo: PipelineRepo, task: str) -> pd.DataFrame:
+    """Complete training rows: a client cannot send a missing total_bedrooms."""
+    return pd.read_csv(repo.path / f"data/prepared/{task}/train.csv").drop(columns=TARGETS[task]).dropna()
+
+
+def traffic(repo: PipelineRepo, task: str, n: int, seed: int, income_factor: float = 1.0) -> list[dict[str, Any]]:
+    """n requests drawn (with replacement) from the training split, median_income scaled by income_factor."""
+    rows = training_inputs(repo, task).sample(n, replace=True, random_state=seed)
+    if income_factor != 1.0:
+        rows["median_income"] = rows["median_income"] * income_factor
+    return rows.to_dict(orient="records")
+
+
+def logged_predictions(repo: PipelineRepo, task: str, records: list[dict[str, Any]]) -> list[Any]:
+    """What the service would log for these records, from the session's champion."""
+    model = joblib.load(repo.path / f"models/{task}/champion.joblib")
+    frame = pd.DataFrame(records)
+    if task == "housing":
+        return [float(v) for v in model.predict(frame)]
+    classes = [str(c) for c in model.classes_]
+    return [{"species": classes[int(np.argmax(p))], "probabilities": dict(zip(classes, map(float, p), strict=True))}
+            for p in model.predict_proba(frame)]
+
+
+def write_log(log_dir: Path, task: str, model: str, records: list[dict[str, Any]], predictions: list[Any],
+              errors: int = 0) -> None:
+    """Rows one request each, ten seconds apart and ending now, plus `errors` rejected requests."""
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    rows: list[PredictionRow | ErrorRow] = [
+        PredictionRow(f"r{i}", task, model, record, prediction, float(rng.gamma(2.0, 3.0)),
+                      (now - timedelta(seconds=10 * (len(records) - i))).isoformat())
+        for i, (record, prediction) in enumerate(zip(records, predictions, strict=True))]
+    rows += [ErrorRow(f"e{i}", task, 400, {"error": "invalid request"}, 0.5,
+                      (now - timedelta(seconds=37 * i)).isoformat()) for i in range(errors)]
+    log = PredictionLog(log_dir)
+    log.start()
+    asyncio.run(log.write(rows))
+    log.close()
+
+
+def model_tag(repo: PipelineRepo, task: str) -> str:
+    return repo.json("models/bento_models.json")[task]
+
+
+def run_monitor(repo: PipelineRepo, log_dir: Path, out: Path, task: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    code = monitor(["--task", task, "--log-dir", str(log_dir), "--out", str(out),
+                    "--params", str(repo.path / "params.yaml"), *extra])
+    summary_path = out / f"{task}-monitor.json"
+    return code, json.loads(summary_path.read_text()) if summary_path.exists() else {}
+
+
+def run_cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitoring.monitor", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+# -- the reference profile -------------------------------------------------------------------------
+
+def test_profile_travels_with_the_model_and_matches_the_live_binning(built_repo: PipelineRepo) -> None:
+    import bentoml
+
+    profile = built_repo.json("models/housing/reference.json")
+    packaged = bentoml.models.get(model_tag(built_repo, "housing")).custom_objects["reference"]
+    assert packaged == profile
+
+    train = pd.read_csv(built_repo.path / "data/prepared/housing/train.csv").drop(columns="median_house_value")
+    assert profile["training_rows"] == len(train)
+    assert set(profile["features"]) == set(train.columns)
+    assert len(profile["sample"]["prediction"]) == min(len(train), built_repo.params()["monitoring"]["reference"]
+                                                       ["sample_rows"])
+    # The service's binning of the training rows reproduces the stage's proportions: PSI ~ 0.
+    records = train.to_dict(orient="records")  # NaN total_bedrooms go to the missing bin
+    window = DriftWindow(profile, window=len(records))
+    window.add(records, logged_predictions(built_repo, "housing", train.to_dict(orient="records")))
+    features, prediction = window.scores()
+    assert max(features.values()) < 1e-3 and prediction < 1e-3, (features, prediction)
+    assert profile["features"]["total_bedrooms"]["proportions"][-1] > 0  # the generated data has gaps
+
+
+# -- make monitor ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", ["housing", "iris"])
+def test_training_distribution_does_not_drift(built_repo: PipelineRepo, tmp_path: Path, task: str) -> None:
+    records = traffic(built_repo, task, 600, seed=1)
+    write_log(tmp_path / "logs", task, model_tag(built_repo, task), records,
+              logged_predictions(built_repo, task, records), errors=12)
+
+    code, summary = run_monitor(built_repo, tmp_path / "logs", tmp_path / "reports", task, "--since", "24h")
+
+    scores = {name: column["score"] for name, column in summary["features"].items()}
+    assert code == 0, (summary["drifted_features"], scores, summary["prediction"])
+    assert summary["verdict"] == "no drift" and summary["drifted_features"] == []
+    assert not any(column["drifted"] for column in summary["features"].values())
+    assert not summary["prediction"]["drifted"]
+    assert set(summary["features"]) == set(built_repo.json(f"models/{task}/reference.json")["features"])
+    # read from the model that made the predictions, not from a file beside the code
+    assert summary["reference"]["source"] == f"model store, {model_tag(built_repo, task)}"
+    assert summary["counts"]["predictions"] == 600
+    assert summary["counts"]["requests"] == 612 and summary["counts"]["errors"] == {"400": 12}
+    assert summary["counts"]["error_rate"] == pytest.approx(12 / 612, abs=1e-4)
+    ops = summary["operations"]
+    assert ops["latency_ms"]["p50"] > 0 and ops["over_time"] and ops["bucket"]
+    assert sum(bucket["requests"] for bucket in ops["over_time"]) == 612
+    assert (tmp_path / "reports" / f"{task}-monitor.html").stat().st_size > 100_000
+
+
+@pytest.fixture(scope="module")
+def shifted_report(built_repo: PipelineRepo, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, Path]:
+    """600 training-distribution requests with median_income x 1.5, reported against reference.json."""
+    base = tmp_path_factory.mktemp("shifted")
+    records = traffic(built_repo, "housing", 600, seed=2, income_factor=1.5)
+    # a model tag that is not in the store: the explicit --reference must be used, and said so
+    write_log(base / "logs", "housing", "housing-regressor:elsewhere", records,
+              logged_predictions(built_repo, "housing", records))
+    reference = built_repo.path / "models/housing/reference.json"
+    started = time.perf_counter()
+    code, summary = run_monitor(built_repo, base / "logs", base / "reports", "housing", "--reference", str(reference))
+    print(f"\nmonitor report (600 rows, in-process, Evidently already imported or not): "
+          f"{time.perf_counter() - started:.2f} s")
+    return code, summary, base / "reports" / "housing-monitor.html"
+
+
+def test_shifted_income_flags_that_feature_and_no_other(shifted_report: tuple[int, dict, Path],
+                                                          built_repo: PipelineRepo) -> None:
+    code, summary, _ = shifted_report
+    scores = {name: column["score"] for name, column in summary["features"].items()}
+    assert summary["drifted_features"] == ["median_income"], scores
+    assert code == 1 and summary["verdict"] == "drift" and summary["exit_code"] == 1
+    threshold = built_repo.params()["monitoring"]["report"]["threshold"]
+    assert scores["median_income"] >= threshold
+    assert all(score < threshold for name, score in scores.items() if name != "median_income")
+    assert summary["reference"]["source"].endswith("models/housing/reference.json")
+
+
+def test_report_html_has_the_verdict_operations_and_evidently(shifted_report: tuple[int, dict, Path]) -> None:
+    html = shifted_report[2].read_text()
+    assert "Drift detected: median_income" in html
+    assert "Traffic, latency and errors" in html and "<svg" in html
+    assert 'id="evidently"' in html and "drawDashboard" in html  # Evidently's page, inline
+    assert "<script src=" not in html and "&lt;script src=" not in html  # nothing fetched from a CDN
+
+
+def test_monitor_cli_exit_codes_and_messages(built_repo: PipelineRepo, tmp_path: Path) -> None:
+    """Missing or empty log, too few rows, bad arguments: exit 2 and one clear line, never a traceback."""
+    params = str(built_repo.path / "params.yaml")
+    common = ["--task", "housing", "--out", str(tmp_path / "reports"), "--params", params]
+
+    missing = run_cli(*common, "--log-dir", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert "no prediction log at" in missing.stderr and "Traceback" not in missing.stderr
+
+    records = traffic(built_repo, "iris", 5, seed=3)
+    write_log(tmp_path / "logs", "iris", model_tag(built_repo, "iris"), records,
+              logged_predictions(built_repo, "iris", records))
+    write_log(tmp_path / "logs", "housing", model_tag(built_repo, "housing"), [], [], errors=3)  # all rejected
+    empty = run_cli(*common, "--log-dir", str(tmp_path / "logs"))
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    assert "no housing predictions in the whole log" in empty.stderr and "3 rejected requests" in empty.stderr
+
+    few = run_cli("--task", "iris", "--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "reports"),
+                  "--params", params)
+    assert few.returncode == 2 and "only 5 iris predictions" in few.stderr and "min_rows" in few.stderr
+
+    old = run_cli(*common, "--log-dir", str(tmp_path / "logs"), "--since", "nonsense")
+    assert old.returncode == 2 and "--since must look like" in old.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_monitor_cli_end_to_end(built_repo: PipelineRepo, tmp_path: Path) -> None:
+    """The real command, as `make monitor` runs it; prints the verdict and where the report is."""
+    records = traffic(built_repo, "housing", 400, seed=4, income_factor=1.5)
+    write_log(tmp_path / "logs", "housing", model_tag(built_repo, "housing"), records,
+              logged_predictions(built_repo, "housing", records))
+    started = time.perf_counter()
+    result = run_cli("--task", "housing", "--since", "1h", "--log-dir", str(tmp_path / "logs"),
+                     "--out", str(tmp_path / "reports"), "--params", str(built_repo.path / "params.yaml"))
+    print(f"\nmonitor CLI, 400 rows, cold process: {time.perf_counter() - started:.2f} s")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "monitor housing: drift (1 of 9 features drifted: median_income" in result.stdout
+    assert result.stderr == ""  # third-party deprecation noise stays out of a scheduler's mail
+
+
+# -- the report in a browser -------------------------------------------------------------------------
+
+def _require_chromium() -> None:
+    if chromium() is None:
+        if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
+            pytest.fail("REQUIRE_BROWSER_TESTS=1 but chromium is not installed (scripts/install-test-browser.sh)")
+        pytest.skip("chromium is not installed: run scripts/install-test-browser.sh (CI sets REQUIRE_BROWSER_TESTS=1)")
+
+
+EVIDENTLY_RENDERED = """(() => {
+  const frame = document.getElementById("evidently");
+  const doc = frame && frame.contentDocument;
+  const root = doc && doc.querySelector("[id^=root_]");
+  return !!root && root.childElementCount > 0 && doc.body.innerText.includes("median_income")
+    && frame.getBoundingClientRect().height > 600;
+})()"""
+
+
+def test_report_opens_in_headless_chromium_without_errors(shifted_report: tuple[int, dict, Path]) -> None:
+    _require_chromium()
+    screenshot = ARTIFACTS / "monitor-report.png"
+    screenshot.unlink(missing_ok=True)
+    page = open_page(shifted_report[2].resolve().as_uri(), screenshot, ready_js=EVIDENTLY_RENDERED)
+    assert page.ready, "Evidently's section never rendered (drift table with median_income, iframe resized)"
+    assert page.errors == []
+    data = screenshot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
+
+
+def test_browser_check_sees_console_and_network_errors(tmp_path: Path) -> None:
+    """The check above can fail: a page with a console error and a blocked CDN script is caught."""
+    _require_chromium()
+    page_path = tmp_path / "broken.html"
+    page_path.write_text('<html><body><script>console.error("boom")</script>'
+                         '<script src="https://cdn.invalid/lib.js"></script></body></html>')
+    page = open_page(page_path.as_uri(), tmp_path / "broken.png", timeout=20)
+    assert any("boom" in error for error in page.errors)
+    assert any("cdn.invalid" in error for error in page.errors)
+
+
+# -- live drift on /metrics ---------------------------------------------------------------------------
+
+def drift_gauges(metrics_text: str, task: str) -> dict[str, float]:
+    pattern = re.compile(r'^feature_drift_score\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+    scores = {}
+    for line in metrics_text.splitlines():
+        match = pattern.match(line)
+        if match and f'task="{task}"' in match["labels"]:
+            scores[re.search(r'feature="([^"]+)"', match["labels"])[1]] = float(match["value"])
+    return scores
+
+
+def send(live: LiveServer, records: list[dict[str, Any]], batch: int = 100) -> None:
+    with httpx.Client(timeout=60) as client:
+        for start in range(0, len(records), batch):
+            response = client.post(f"{live.url}/housing/predict_batch", json={"records": records[start:start + batch]})
+            assert response.status_code == 200, response.text
+
+
+def test_live_drift_gauges_flag_the_shifted_feature(built_repo: PipelineRepo, tmp_path: Path) -> None:
+    live_params = built_repo.params()["monitoring"]["live"]
+    window, threshold = live_params["window"], live_params["threshold"]
+    live = LiveServer("bento_service.service:PredictionService", tmp_path / "logs")
+    try:
+        live.wait_ready()
+        assert drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing") == {}  # nothing before a full window
+        send(live, traffic(built_repo, "housing", window + 100, seed=5))
+        clean = drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing")
+        assert set(clean) == set(built_repo.json("models/housing/reference.json")["features"])
+        assert max(clean.values()) < threshold, clean
+
+        send(live, traffic(built_repo, "housing", window + 100, seed=6, income_factor=1.5))
+        shifted = drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing")
+        assert shifted["median_income"] > threshold, shifted
+        assert all(score < threshold for name, score in shifted.items() if name != "median_income"), shifted
+        assert "prediction_drift_score" in httpx.get(f"{live.url}/metrics").text
+    finally:
+        live.stop()
+
+
+def test_live_drift_costs_microseconds_per_request(built_repo: PipelineRepo) -> None:
+    """The request path: one row per request, scores recomputed and published every `every` rows."""
+    profile = built_repo.json("models/housing/reference.json")
+    records = traffic(built_repo, "housing", 4000, seed=7)
+    for record in records:
+        record["ocean_proximity"] = record.get("ocean_proximity")  # as model_dump() gives it
+    predictions = logged_predictions(built_repo, "housing", records)
+    window = DriftWindow(profile, gauge_publisher("housing", list(profile["features"])))
+    window.add(records[:100], predictions[:100])  # warm up
+    started = time.perf_counter()
+    for record, prediction in zip(records, predictions, strict=True):
+        window.add([record], [prediction])
+    per_request_us = (time.perf_counter() - started) / len(records) * 1e6
+    print(f"\nlive drift: {per_request_us:.1f} us per single-row request (window {window.size}, every {window.every})")
+    assert per_request_us < 50
+
+
+def test_bento_ships_the_live_drift_code_but_not_the_monitor(bento_tag: str) -> None:
+    """Evidently and `make monitor` stay out of the Bento (and so out of the image); the live drift code is in."""
+    import bentoml
+
+    src = Path(bentoml.bentos.get(bento_tag).path) / "src"
+    shipped = {str(path.relative_to(src)) for path in src.rglob("*.py")}
+    assert {"bento_service/live_drift.py", "domain/drift.py", "bento_service/service.py"} <= shipped
+    assert not {name for name in shipped if name.startswith(("monitoring/", "stages/"))}, shipped
+    requirements = "\n".join(p.read_text() for p in src.parent.rglob("requirements*.txt"))
+    assert "scikit-learn" in requirements and "evidently" not in requirements.lower()

