@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 
 from bench import workload
+from domain.schema import SCHEMAS
 from scripts.server_process import ServerProcess, free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -190,8 +191,7 @@ class MlflowServer(Server):
     def __init__(self, work_dir: Path, workers: int, repo: Path) -> None:
         super().__init__(work_dir, workers)
         self.repo = repo
-        info = json.loads((repo / "models" / "housing" / "champion.json").read_text())
-        self.model_uri = f"models:/{info['registered_model']}@champion"
+        self.model_uri = f"models:/{SCHEMAS['housing'].model_name}@champion"
 
     def command(self) -> list[str]:
         return [str(VENV_BIN / "mlflow"), "models", "serve", "-m", self.model_uri, "--env-manager", "local",

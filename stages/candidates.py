@@ -98,13 +98,3 @@ GIL_BOUND_ESTIMATORS = frozenset({"hist_gradient_boosting_regressor", "hist_grad
 def fold_backend(spec: dict[str, Any]) -> str:
     """joblib backend for running a candidate's CV folds in parallel: "loky" (processes) or "threading"."""
     return "loky" if spec.get("estimator") in GIL_BOUND_ESTIMATORS else "threading"
-
-
-def single_threaded(model: BaseEstimator) -> BaseEstimator:
-    """Set every ``n_jobs`` in the model to 1 before saving it.
-
-    Parallel training is welcome; parallel single-row prediction is not: joblib's dispatch costs far
-    more than predicting one row.
-    """
-    jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
-    return model.set_params(**jobs) if jobs else model

@@ -60,8 +60,14 @@ def champion_model(task: str) -> Path:
 
 
 def champion_info(task: str) -> Path:
-    """Who the champion is: candidate name, MLflow run and registry version, metrics."""
+    """Who the champion is: candidate name, scores, cost (deterministic: a DVC output)."""
     return Path("models") / task / "champion.json"
+
+
+def mlflow_info(task: str) -> Path:
+    """What MLflow assigned at the last evaluate (run ids, registry version): git-ignored, not a DVC output,
+    because it differs on every run; the package stage copies it into the model's metadata."""
+    return Path("models") / task / "mlflow.json"
 
 
 def reference_profile(task: str) -> Path:
@@ -70,7 +76,13 @@ def reference_profile(task: str) -> Path:
 
 
 def metrics_file(task: str) -> Path:
+    """The champion's headline scores (git-tracked)."""
     return Path("metrics") / f"{task}.json"
+
+
+def candidate_metrics_dir(task: str) -> Path:
+    """One headline file per candidate (git-tracked)."""
+    return Path("metrics") / task
 
 
 def plots_dir(task: str) -> Path:

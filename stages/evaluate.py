@@ -1,12 +1,18 @@
 """Stage `evaluate@<task>`: choose the champion, score every candidate on the test split, report.
 
-The champion is chosen first, by the rule in params (`<task>.champion`) over CV scores and
-latency from the training split; test scores are computed afterwards and only reported.
+The champion is chosen first, by the rule in params (`<task>.champion`, stages/champion.py) over CV
+scores and deterministic costs from the training split; test scores are computed afterwards and only
+reported.
 
-Writes metrics/<task>.json (git-tracked), plot data under metrics/plots/<task>/, the champion at
-models/<task>/champion.joblib with models/<task>/champion.json. In MLflow: logs a run for every
-candidate that has none yet (stages/tracking.py: train stages never import MLflow), adds the test
-metrics to each candidate's run and points the registered model's `champion` alias at the winner.
+Writes, all deterministic (the same code, data and params give the same bytes on any machine):
+- metrics/<task>.json: the champion's scores (git-tracked, `dvc metrics show`);
+- metrics/<task>/<candidate>.json: each candidate's scores and cost (git-tracked, so `dvc metrics diff`
+  between branches shows exactly the candidates that changed);
+- metrics/plots/<task>/: plot data (`dvc plots show`);
+- models/<task>/champion.joblib and champion.json: the winner, its scores and cost.
+In MLflow: logs a run for every candidate that has none yet (stages/tracking.py), adds the test metrics
+to each candidate's run and points the registered model's `champion` alias at the winner. What MLflow
+assigns (run ids, model versions) goes to models/<task>/mlflow.json, outside git and the DVC cache.
 
     python -m stages.evaluate housing
 """
@@ -18,21 +24,29 @@ import shutil
 import sys
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from domain.schema import SCHEMAS, TASKS, Kind
+from stages.champion import choose_champion
 from stages.config import (
     candidate_dir,
+    candidate_metrics_dir,
     champion_info,
     champion_model,
     load_params,
     metrics_file,
+    mlflow_info,
     plots_dir,
 )
 from stages.files import atomic_dir, atomic_path, read_json, write_json
 from stages.models import load_model
 from stages.rawdata import read_split
-from stages.scoring import choose_champion, score
+from stages.scoring import score
+
+# Digits kept in the git-tracked metrics: enough to compare models, few enough for `dvc metrics show` to fit
+# a terminal. Every digit is in MLflow and in champion.json.
+DIGITS = 4
 
 
 def load_candidates(task: str, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -46,70 +60,107 @@ def load_candidates(task: str, names: list[str]) -> dict[str, dict[str, Any]]:
     return summaries
 
 
-def plot_data(task: str, y_true: pd.Series, y_pred, candidates: dict[str, dict[str, Any]], metric: str) -> dict:
-    """Tables for `dvc plots show`: predictions (or confusion pairs) and the candidate comparison."""
-    tables = {
-        "candidates.csv": pd.DataFrame(
-            [{"candidate": n, "cv": c["cv"][metric]["mean"], "test": c["test"][metric]} for n, c in candidates.items()]
-        ),
-    }
+def headline(task: str, metric: str, cv: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers a metrics table shows for one model: the rule's metric by CV (mean, spread) and on
+    the test split, plus the test error in target units (regression) or macro F1 (classification)."""
+    out = {"cv": round(cv[metric]["mean"], DIGITS), "cv_std": round(cv[metric]["std"], DIGITS),
+           "test": round(test[metric], DIGITS)}
+    if SCHEMAS[task].kind is Kind.REGRESSION:
+        out["test_rmse"] = round(test["rmse"])
+    else:
+        out["test_f1"] = round(test["f1_macro"], DIGITS)
+    return out
+
+
+def plot_data(task: str, y_true: pd.Series, y_pred: np.ndarray, candidates: dict[str, dict[str, Any]],
+              metric: str) -> dict[str, pd.DataFrame]:
+    """Tables for `dvc plots show`: predictions (or confusion pairs) and the candidates' CV and test scores."""
+    tables = {"candidates.csv": pd.DataFrame([
+        {"candidate": name, "cv": c["cv"][metric]["mean"], "cv_std": c["cv"][metric]["std"], "test": c["test"][metric]}
+        for name, c in candidates.items()]).round(DIGITS)}
+    actual = y_true.to_numpy()
     if SCHEMAS[task].kind is Kind.REGRESSION:
         tables["predictions.csv"] = pd.DataFrame(
-            {"actual": y_true.to_numpy(), "predicted": y_pred, "residual": y_pred - y_true.to_numpy()}
-        ).round(1)
+            {"actual": actual, "predicted": y_pred, "residual": y_pred - actual}).round(1)
     else:
-        tables["confusion.csv"] = pd.DataFrame({"actual": y_true.to_numpy(), "predicted": y_pred})
+        tables["confusion.csv"] = pd.DataFrame({"actual": actual, "predicted": y_pred})
     return tables
 
 
 def evaluate(task: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Choose the champion, then score every candidate on the test split. Pure apart from reading files."""
     rule = params[task]["champion"]
     names = list(params[task]["candidates"])
     summaries = load_candidates(task, names)
-    champion = choose_champion(summaries, rule["metric"], rule.get("max_single_row_ms"))
+    champion = choose_champion(summaries, rule["metric"], rule.get("max_splits_per_row"))
 
     X_test, y_test = read_split(task, "test")
-    report: dict[str, Any] = {"champion": champion, "rule": rule, "candidates": {}}
+    candidates: dict[str, dict[str, Any]] = {}
     champion_predictions = None
     for name, summary in summaries.items():
-        model = load_model(candidate_dir(task, name) / "model.joblib")
-        predictions = model.predict(X_test)
+        predictions = load_model(candidate_dir(task, name) / "model.joblib").predict(X_test)
         if name == champion:
             champion_predictions = predictions
-        report["candidates"][name] = {
-            "cv": summary["cv"],
-            "test": score(task, y_test.to_numpy(), predictions),
-            "latency": summary["latency"],
-        }
-    best = report["candidates"][champion]
-    report.update(cv=best["cv"], test=best["test"], latency=best["latency"])
-    report["tables"] = plot_data(task, y_test, champion_predictions, report["candidates"], rule["metric"])
-    return report
+        candidates[name] = {"cv": summary["cv"], "test": score(task, y_test.to_numpy(), predictions),
+                            "cost": summary["cost"]}
+    return {
+        "champion": champion,
+        "metric": rule["metric"],
+        "candidates": candidates,
+        "tables": plot_data(task, y_test, champion_predictions, candidates, rule["metric"]),
+        "X_test": X_test,
+    }
 
 
-def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> None:
+def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     """MLflow: a run for each candidate (found by its model's md5, or logged now) with its test metrics;
-    register the champion and move its alias. Adds the run ids and model URIs to the report."""
+    register the champion and move its alias. Returns what MLflow assigned (ids, URIs, version)."""
     from stages import tracking  # lazy: importing mlflow costs about a second
 
     tracking.configure()
     champion = report["champion"]
     summaries = load_candidates(task, list(report["candidates"]))
-    logged = []
+    runs, logged = {}, []
     for name, result in report["candidates"].items():
         run = tracking.candidate_run(task, name, candidate_dir(task, name) / "model.joblib", summaries[name],
-                                     params["data"][task]["md5"])
+                                     params["data"][task]["md5"], latency_rows=report["X_test"])
         tracking.add_metrics(run.run_id, {"test": result["test"]}, tags={"champion": str(name == champion).lower()})
-        result.update(mlflow_run_id=run.run_id, mlflow_model_uri=run.model_uri)
+        runs[name] = {"run_id": run.run_id, "model_uri": run.model_uri}
         if run.logged_now:
             logged.append(name)
-    reused = len(report["candidates"]) - len(logged)
     print(f"evaluate {task}: MLflow {tracking.tracking_uri()}: new runs for {', '.join(logged) or 'none'}; "
-          f"{reused} unchanged candidate(s) already logged")
+          f"{len(runs) - len(logged)} unchanged candidate(s) already logged")
     registered = SCHEMAS[task].model_name
+    version = tracking.register_champion(registered, runs[champion]["run_id"], runs[champion]["model_uri"])
+    return {"tracking_uri": tracking.tracking_uri(), "registered_model": registered, "model_version": version,
+            "champion_run_id": runs[champion]["run_id"], "champion_model_uri": runs[champion]["model_uri"],
+            "runs": runs}
+
+
+def write_outputs(task: str, params: dict[str, Any], report: dict[str, Any]) -> None:
+    """Every deterministic output of the stage (see the module docstring), each written all-or-nothing."""
+    champion, metric = report["champion"], report["metric"]
     best = report["candidates"][champion]
-    report["registered_model"] = registered
-    report["model_version"] = tracking.register_champion(registered, best["mlflow_run_id"], best["mlflow_model_uri"])
+    with atomic_dir(plots_dir(task)) as out:
+        for name, table in report["tables"].items():
+            table.to_csv(out / name, index=False)
+    with atomic_dir(candidate_metrics_dir(task)) as out:
+        for name, result in report["candidates"].items():
+            write_json(out / f"{name}.json", {**headline(task, metric, result["cv"], result["test"]),
+                                              "splits_per_row": result["cost"]["splits_per_row"]})
+    with atomic_path(champion_model(task)) as tmp:
+        shutil.copyfile(candidate_dir(task, champion) / "model.joblib", tmp)
+    write_json(champion_info(task), {
+        "task": task,
+        "candidate": champion,
+        "metric": metric,
+        "raw_data_md5": params["data"][task]["md5"],
+        "cv": best["cv"],
+        "test": best["test"],
+        "cost": best["cost"],
+    })
+    write_json(metrics_file(task), {"champion": champion, "metric": metric,
+                                    **headline(task, metric, best["cv"], best["test"])})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,32 +169,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     report = evaluate(args.task, params)
-    tables = report.pop("tables")
-    publish(args.task, params, report)
-
-    champion = report["champion"]
-    with atomic_dir(plots_dir(args.task)) as out:
-        for name, table in tables.items():
-            table.to_csv(out / name, index=False)
-    with atomic_path(champion_model(args.task)) as tmp:
-        shutil.copyfile(candidate_dir(args.task, champion) / "model.joblib", tmp)
-    write_json(champion_info(args.task), {
-        "task": args.task,
-        "candidate": champion,
-        "mlflow_run_id": report["candidates"][champion]["mlflow_run_id"],
-        "mlflow_model_uri": report["candidates"][champion]["mlflow_model_uri"],
-        "registered_model": report["registered_model"],
-        "model_version": report["model_version"],
-        "raw_data_md5": params["data"][args.task]["md5"],
-        "cv": report["cv"],
-        "test": report["test"],
-        "latency": report["latency"],
-    })
-    write_json(metrics_file(args.task), report)
-    metric = params[args.task]["champion"]["metric"]
-    print(f"evaluate {args.task}: champion {champion} (CV {metric} {report['cv'][metric]['mean']:.4f}, "
-          f"test {metric} {report['test'][metric]:.4f}), registered as "
-          f"{report['registered_model']} version {report['model_version']}")
+    tracked = publish(args.task, params, report)
+    write_outputs(args.task, params, report)
+    write_json(mlflow_info(args.task), tracked)  # not an output: what MLflow assigned differs every run
+    champion, metric = report["champion"], report["metric"]
+    best = report["candidates"][champion]
+    print(f"evaluate {args.task}: champion {champion} (CV {metric} {best['cv'][metric]['mean']:.4f}, "
+          f"test {metric} {best['test'][metric]:.4f}), registered as "
+          f"{tracked['registered_model']} version {tracked['model_version']}")
 
 
 if __name__ == "__main__":

@@ -1,52 +1,87 @@
 """Stage `package`: put both champions into the BentoML model store, with their provenance.
 
-Each champion is saved as `<name>:<version>` (`model_name` of domain/schema.py) with metadata:
-MLflow run id, model URI and registry version, CV and test metrics, raw-data md5, git commit.
-Its reference profile (stage `profile`) travels with it as the custom object "reference": the
-service loads it for the live drift score and `make monitor` for the offline report, so drift is
-always measured against the training data of the model that made the predictions. (Not metadata:
-GET /model returns the metadata, and the profile holds a 2000-row sample.)
-Writes models/bento_models.json with the tags, for `bentoml build` and for people.
+Each champion is saved as `<name>:<version>` (`model_name` of domain/schema.py). The version is a hash
+of what defines the served model (the model file, its reference profile, its scores), so the same
+pipeline outputs give the same tag on every machine and models/bento_models.json, the stage's
+git-tracked output, does not change when nothing did. Provenance that differs between runs (MLflow run
+id and registry version from models/<task>/mlflow.json, the git commit) goes into the model's metadata
+in the store, never into the tag.
+
+The reference profile (stage `profile`) travels with the model as the custom object "reference": the
+service loads it for the live drift score and `make monitor` for the offline report, so drift is always
+measured against the training data of the model that made the predictions.
 
     python -m stages.package
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+from typing import Any
 
 from domain.schema import SCHEMAS, TASKS
-from stages.config import champion_info, champion_model, reference_profile
-from stages.files import read_json, write_json
+from stages.config import champion_info, champion_model, mlflow_info, reference_profile
+from stages.files import md5sum, read_json, write_json
 from stages.models import load_model
 from stages.provenance import git_commit
 from stages.rawdata import read_split
 
+VERSION_CHARS = 16
+
+
+def model_version(task: str, defining: dict[str, Any]) -> str:
+    """A content hash of the served model: model file, reference profile and the deterministic metadata."""
+    digest = hashlib.sha256()
+    for part in (md5sum(champion_model(task)), md5sum(reference_profile(task)),
+                 json.dumps(defining, sort_keys=True)):
+        digest.update(part.encode())
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def provenance(task: str, commit: str) -> dict[str, Any]:
+    """Where the model came from, as far as this machine knows: MLflow's ids (if evaluate ran here) and git."""
+    path = mlflow_info(task)
+    tracked = read_json(path) if path.is_file() else {}
+    return {
+        "mlflow_run_id": tracked.get("champion_run_id", "unknown"),
+        "mlflow_model_uri": tracked.get("champion_model_uri", "unknown"),
+        "mlflow_registered_model": tracked.get("registered_model", SCHEMAS[task].model_name),
+        "mlflow_model_version": tracked.get("model_version", "unknown"),
+        "git_commit": commit,
+    }
+
 
 def package(task: str, commit: str) -> str:
-    """Save one task's champion into the model store; return its tag."""
+    """Save one task's champion into the model store (unless that very model is there); return its tag."""
     import bentoml
+    from bentoml.exceptions import NotFound
 
     info = read_json(champion_info(task))
-    metadata = {
+    defining = {
         "task": task,
         "candidate": info["candidate"],
-        "mlflow_run_id": info["mlflow_run_id"],
-        "mlflow_model_uri": info["mlflow_model_uri"],
-        "mlflow_registered_model": info["registered_model"],
-        "mlflow_model_version": info["model_version"],
         "raw_data_md5": info["raw_data_md5"],
-        "git_commit": commit,
         "cv": info["cv"],
         "test": info["test"],
         # complete training rows: the service warms the model up with them before it is ready
         "input_example": read_split(task, "train")[0].dropna().head(3).to_dict(orient="records"),
     }
-    model = load_model(champion_model(task))
-    saved = bentoml.sklearn.save_model(SCHEMAS[task].model_name, model, metadata=metadata, labels={"task": task},
-                                       signatures={"predict": {"batchable": False}},
-                                       custom_objects={"reference": read_json(reference_profile(task))})
-    return str(saved.tag)
+    metadata = {**defining, **provenance(task, commit)}
+    tag = f"{SCHEMAS[task].model_name}:{model_version(task, defining)}"
+    try:
+        stored = bentoml.models.get(tag)
+    except NotFound:
+        stored = None
+    if stored is not None:
+        if dict(stored.info.metadata) == metadata:
+            return tag
+        bentoml.models.delete(tag)  # same model, newer provenance (another MLflow run, another commit)
+    bentoml.sklearn.save_model(tag, load_model(champion_model(task)), metadata=metadata, labels={"task": task},
+                               signatures={"predict": {"batchable": False}},
+                               custom_objects={"reference": read_json(reference_profile(task))})
+    return tag
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Scores and costs of a model: metrics per task, cross-validation, prediction latency.
+"""Scores of a model: metrics per task, cross-validation, and (for reports) prediction latency.
 
 Pure functions over arrays and fitted estimators, so tests call them directly.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from joblib import parallel_config
 from sklearn import metrics as skm
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
@@ -71,6 +71,25 @@ def summarise_folds(scoring: dict[str, Any], fold_scores: dict[str, np.ndarray])
     return out
 
 
+def single_threaded(model: BaseEstimator) -> BaseEstimator:
+    """Set every ``n_jobs`` in the model to 1: for predicting, and for each fold of a CV that runs folds in parallel.
+
+    A forest predicting with several jobs adds its trees' predictions in whatever order the threads finish, so
+    the last digits of its predictions (and scores) would change from run to run and with the number of cores;
+    one job adds them in tree order. Fitting with several jobs stays deterministic (each tree has its own seed).
+    Single-row prediction is also faster: joblib's dispatch costs more than predicting one row.
+    """
+    jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
+    return model.set_params(**jobs) if jobs else model
+
+
+def fold_parallelism(backend: str) -> Any:
+    """joblib's settings for CV folds. Worker processes run their native pools with one thread, as the parent
+    does: a pool's size changes the order in which HistGradientBoosting sums gradients, so scores would differ
+    in their last digits between machines with different core counts. (Threads share the parent's limit.)"""
+    return parallel_config(backend=backend, inner_max_num_threads=1 if backend == "loky" else None)
+
+
 def cross_validation(
     task: str, model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int, n_jobs: int = 1,
     backend: str = "loky",
@@ -81,8 +100,8 @@ def cross_validation(
     `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend.
     """
     splitter, scoring = cv_plan(task, y, folds, seed)
-    with parallel_config(backend=backend):
-        result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+    with fold_parallelism(backend):
+        result = cross_validate(single_threaded(clone(model)), X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
     return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
 
 
@@ -106,10 +125,9 @@ def flat_scores(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
 def predict_latency(model: BaseEstimator, X: pd.DataFrame, single_repeats: int = 50) -> dict[str, float]:
     """Median wall time of predict on one row (ms) and on 1,000 rows (ms for the whole batch).
 
-    Serving cost is part of a candidate's quality: the champion rule can cap single-row latency.
-    Measured with one thread per native pool, as the service runs (OMP_NUM_THREADS=1): with the
-    default OpenMP pool a HistGradientBoosting single-row predict on a busy 2-core machine took
-    ~70 ms instead of ~4.5 ms, pushed the model over the latency budget and flipped the champion.
+    For reports only (the candidate's MLflow run): it varies between machines and runs, so it never
+    enters a cached output, a git-tracked metric or the champion rule (stages/champion.py).
+    Measured with one thread per native pool, as the service runs.
     """
     with threadpool_limits(limits=1):
         return _predict_latency(model, X, single_repeats)
@@ -130,23 +148,3 @@ def _predict_latency(model: BaseEstimator, X: pd.DataFrame, single_repeats: int)
         model.predict(rows)
         batch.append(time.perf_counter() - start)
     return {"single_row_ms": 1000 * float(np.median(single)), "batch_1000_ms": 1000 * float(np.median(batch))}
-
-
-def choose_champion(candidates: dict[str, dict[str, Any]], metric: str, max_single_row_ms: float | None) -> str:
-    """Best mean CV `metric` among candidates within the single-row latency budget.
-
-    Ties go to the faster candidate. Uses only training-split evidence (CV scores and latency), never test scores. If no
-    candidate meets the budget, the fastest one wins, so the pipeline still ships a model.
-    """
-    if not candidates:
-        raise ValueError("no candidates to choose from")
-    eligible = {
-        name: info for name, info in candidates.items()
-        if max_single_row_ms is None or info["latency"]["single_row_ms"] <= max_single_row_ms
-    }
-    if not eligible:
-        return min(candidates, key=lambda name: candidates[name]["latency"]["single_row_ms"])
-    sign = -1 if metric in LOWER_IS_BETTER else 1
-    # Ties (common on iris) go to the faster candidate, then to the name, so the choice is stable.
-    return max(sorted(eligible), key=lambda name: (sign * eligible[name]["cv"][metric]["mean"],
-                                                   -eligible[name]["latency"]["single_row_ms"]))

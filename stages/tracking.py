@@ -31,7 +31,7 @@ from stages.config import repo_root
 from stages.files import md5sum
 from stages.models import load_model
 from stages.provenance import git_commit
-from stages.scoring import flat_scores, flatten
+from stages.scoring import flat_scores, flatten, predict_latency
 from stages.tuning import trials_table
 
 # What a candidate run records (tags, params, metrics, artifacts, model flavour). Runs are found again only with
@@ -133,16 +133,17 @@ def logged_params(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_candidate(
-    experiment: str, task: str, candidate: str, model: Any, summary: dict[str, Any], tags: dict[str, str]
+    experiment: str, task: str, candidate: str, model: Any, summary: dict[str, Any], tags: dict[str, str],
+    latency: dict[str, float],
 ) -> tuple[str, str]:
-    """One MLflow run for one trained candidate: params, CV and latency metrics, the search, tags, the model.
+    """One MLflow run for one trained candidate: params, CV metrics, cost and latency, the search, tags, the model.
 
     Returns (run id, model URI); the URI (`models:/m-...` in MLflow 3) is what gets registered.
     """
     output_type = "double" if SCHEMAS[task].kind is Kind.REGRESSION else "string"
     with mlflow.start_run(experiment_id=experiment, run_name=candidate, tags=tags) as run:
         mlflow.log_params(flatten(logged_params(summary)))
-        mlflow.log_metrics(flat_scores({"cv": summary["cv"], "latency": summary["latency"]}))
+        mlflow.log_metrics(flat_scores({"cv": summary["cv"], "cost": summary["cost"], "latency": latency}))
         if "search" in summary:
             log_search(run.info.run_id, summary["search"])
         try:
@@ -187,16 +188,19 @@ class CandidateRun(NamedTuple):
     logged_now: bool  # False: the run of this very model was already in the store
 
 
-def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str, Any], raw_md5: str) -> CandidateRun:
-    """The MLflow run of a trained candidate: its existing run, or a new one logged now."""
+def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str, Any], raw_md5: str,
+                  latency_rows: pd.DataFrame) -> CandidateRun:
+    """The MLflow run of a trained candidate: its existing run, or a new one logged now (with the predict latency
+    measured on `latency_rows` on this machine: a report, not an input of any decision)."""
     md5 = md5sum(model_file)  # what DVC caches: the identity of a trained candidate
     experiment = experiment_id(task)
     found = find_candidate_run(experiment, candidate, md5)
     if found is not None:
         return CandidateRun(*found, logged_now=False)
     tags = run_tags(task, candidate, summary, raw_md5, md5)
-    return CandidateRun(*log_candidate(experiment, task, candidate, load_model(model_file), summary, tags),
-                        logged_now=True)
+    model = load_model(model_file)
+    latency = predict_latency(model, latency_rows)
+    return CandidateRun(*log_candidate(experiment, task, candidate, model, summary, tags, latency), logged_now=True)
 
 
 def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> None:

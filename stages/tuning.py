@@ -32,12 +32,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from joblib import parallel_config
 from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
-from stages.scoring import cross_validation, cv_plan, flat_scores, summarise_folds
+from stages.scoring import (
+    cross_validation,
+    cv_plan,
+    flat_scores,
+    fold_parallelism,
+    single_threaded,
+    summarise_folds,
+)
 
 
 @dataclass
@@ -133,12 +139,12 @@ def tune(
         return build_pipeline(task, {**spec, "seeds": n_seeds, "hyperparams": hyperparams}, features, cv["seed"])
 
     splitter, scoring = cv_plan(task, y, cv["folds"], cv["seed"])
-    pipelines = [pipeline(hyperparams, search_seeds) for hyperparams in configs]
+    pipelines = [single_threaded(pipeline(hyperparams, search_seeds)) for hyperparams in configs]
     # One step whose value is each whole candidate pipeline: an explicit list of configurations.
     # refit=False: rank without fitting the winner here (the train stage fits it).
     grid = GridSearchCV(Pipeline([("candidate", pipelines[0])]), [{"candidate": [p]} for p in pipelines],
                         scoring=scoring, refit=False, cv=splitter, n_jobs=cv.get("n_jobs", 1))
-    with parallel_config(backend=fold_backend(spec)):
+    with fold_parallelism(fold_backend(spec)):
         grid.fit(X, y)
     results = grid.cv_results_
     folds = splitter.get_n_splits()

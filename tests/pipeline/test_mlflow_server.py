@@ -54,13 +54,13 @@ def test_evaluate_logs_every_candidate_into_a_team_server(repo: PipelineRepo, ml
     for run in runs:
         assert "cv_accuracy_mean" in run.data.metrics and "test_accuracy" in run.data.metrics
         assert run.data.tags["dvc_stage"] == f"train-iris@{run.data.tags['candidate']}"
-    champion = repo.json("models/iris/champion.json")
-    assert client.get_model_version_by_alias("iris-classifier", "champion").run_id == champion["mlflow_run_id"]
+    tracked = repo.json("models/iris/mlflow.json")
+    assert client.get_model_version_by_alias("iris-classifier", "champion").run_id == tracked["champion_run_id"]
 
     second = repo.repro("-f", "-s", "evaluate@iris", env=server)
     assert "new runs for none" in second.output
     assert len(client.search_runs([experiment.experiment_id])) == len(runs)
-    assert repo.json("models/iris/champion.json")["model_version"] == champion["model_version"]
+    assert repo.json("models/iris/mlflow.json")["model_version"] == tracked["model_version"]
 
     mlflow_tracking_uri(mlflow_server)
     rows = pd.read_csv(repo.path / "data/prepared/iris/test.csv").drop(columns="species")

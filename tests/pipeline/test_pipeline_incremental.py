@@ -38,21 +38,22 @@ def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> N
     params = repo.params()
     params["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"] = 4
     repo.write_params(params)
-    before = repo.json("metrics/housing.json")["candidates"]
+    before = repo.json("metrics/housing/tree.json")
     runs_before = _runs_by_candidate(repo, "housing")
+    tracked_before = repo.json("models/housing/mlflow.json")["runs"]
 
     result = repo.repro()
 
     assert ran_stages(result.output) == {"train-housing@tree", "evaluate@housing"}
-    after = repo.json("metrics/housing.json")["candidates"]
-    assert after["tree"]["cv"]["r2"]["mean"] != before["tree"]["cv"]["r2"]["mean"], (
+    assert repo.json("metrics/housing/tree.json")["cv"] != before["cv"], (
         "the retrained candidate's CV score should change with its depth")
     # MLflow: one new run, for the retrained candidate; the others keep theirs
     runs_after = _runs_by_candidate(repo, "housing")
-    assert runs_after["tree"] - runs_before["tree"] == {after["tree"]["mlflow_run_id"]}
-    for name in set(after) - {"tree"}:
-        assert runs_after[name] == runs_before[name] == {after[name]["mlflow_run_id"]}
-        assert after[name]["mlflow_run_id"] == before[name]["mlflow_run_id"]
+    tracked = repo.json("models/housing/mlflow.json")["runs"]
+    assert runs_after["tree"] - runs_before["tree"] == {tracked["tree"]["run_id"]}
+    for name in set(tracked) - {"tree"}:
+        assert runs_after[name] == runs_before[name] == {tracked[name]["run_id"]}
+        assert tracked[name]["run_id"] == tracked_before[name]["run_id"]
 
 
 def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
@@ -64,8 +65,8 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     runs = _runs_by_candidate(repo, "iris")
     assert set(runs) == set(repo.params()["iris"]["candidates"])
     assert all(len(ids) == 1 for ids in runs.values())
-    champion = repo.json("models/iris/champion.json")
-    assert champion["mlflow_run_id"] in runs[champion["candidate"]] and champion["model_version"] == "1"
+    champion, tracked = repo.json("models/iris/champion.json"), repo.json("models/iris/mlflow.json")
+    assert tracked["champion_run_id"] in runs[champion["candidate"]] and tracked["model_version"] == "1"
 
 
 def test_feature_code_change_retrains_housing_not_iris(repo: PipelineRepo) -> None:

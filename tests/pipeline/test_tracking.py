@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from stages import tracking
 from stages.files import md5sum
 from stages.train import train_candidate
-from tests.support.data_factory import housing_frame
+from tests.support.data_factory import housing_frame, run_args
 from tests.support.dvc_repo import project_fast_params
 
 
@@ -42,7 +42,7 @@ def test_a_failed_log_names_the_cause_and_is_not_reused(trained_linear, monkeypa
     trusted = tracking.SKOPS_TRUSTED_TYPES
     monkeypatch.setattr(tracking, "SKOPS_TRUSTED_TYPES", ())
     with pytest.raises(RuntimeError, match="SKOPS_TRUSTED_TYPES") as failure:
-        tracking.candidate_run("housing", "linear", model_file, summary, raw_md5="0" * 32)
+        tracking.candidate_run("housing", "linear", model_file, summary, **run_args(summary))
     assert "domain.features" in str(failure.value)
 
     client = MlflowClient()
@@ -51,7 +51,8 @@ def test_a_failed_log_names_the_cause_and_is_not_reused(trained_linear, monkeypa
     assert failed.info.status == "FAILED" and failed.data.tags["model_md5"] == md5sum(model_file)
 
     monkeypatch.setattr(tracking, "SKOPS_TRUSTED_TYPES", trusted)
-    run = tracking.candidate_run("housing", "linear", model_file, summary, raw_md5="0" * 32)
+    run = tracking.candidate_run("housing", "linear", model_file, summary, **run_args(summary))
     assert run.logged_now and run.run_id != failed.info.run_id
     assert client.get_run(run.run_id).info.status == "FINISHED"
-    assert tracking.candidate_run("housing", "linear", model_file, summary, raw_md5="0" * 32).run_id == run.run_id
+    again = tracking.candidate_run("housing", "linear", model_file, summary, **run_args(summary))
+    assert again.run_id == run.run_id

@@ -13,6 +13,7 @@ import yaml
 
 from stages.files import md5sum
 from tests.support import PROJECT_ROOT
+from tests.support.data_factory import run_args
 from tests.support.dvc_repo import project_fast_params
 
 
@@ -50,7 +51,7 @@ def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch, 
     from stages import tracking
 
     tracking.configure()
-    run = tracking.candidate_run("iris", "logreg", model_file, summary, raw_md5="0" * 32)
+    run = tracking.candidate_run("iris", "logreg", model_file, summary, **run_args(summary))
     assert run.logged_now
     client = MlflowClient(tracking_uri=f"sqlite:///{train_only_workdir / 'mlflow.db'}")
     logged = client.get_run(run.run_id)
@@ -67,11 +68,11 @@ def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch, 
         "search/trials.csv", "search/search.json"}
 
     # the same model again: the same run; another model file: a new run
-    again = tracking.candidate_run("iris", "logreg", model_file, summary, raw_md5="0" * 32)
+    again = tracking.candidate_run("iris", "logreg", model_file, summary, **run_args(summary))
     assert (again.run_id, again.logged_now) == (run.run_id, False)
     retrained = model_file.with_name("retrained.joblib")
     retrained.write_bytes(model_file.read_bytes() + b"\0")  # joblib ignores trailing bytes; the md5 differs
-    other = tracking.candidate_run("iris", "logreg", retrained, summary, raw_md5="0" * 32)
+    other = tracking.candidate_run("iris", "logreg", retrained, summary, **run_args(summary))
     assert other.logged_now and other.run_id != run.run_id
     import joblib
     import mlflow

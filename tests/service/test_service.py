@@ -96,8 +96,9 @@ def test_model_endpoint_reports_provenance(server: LiveServer, built_repo: Pipel
     info = httpx.get(f"{server.url}/model").json()
     for task in ("housing", "iris"):
         champion = json.loads((built_repo.path / f"models/{task}/champion.json").read_text())
-        assert info[task]["mlflow_run_id"] == champion["mlflow_run_id"]
-        assert info[task]["mlflow_model_version"] == champion["model_version"]
+        tracked = json.loads((built_repo.path / f"models/{task}/mlflow.json").read_text())
+        assert info[task]["mlflow_run_id"] == tracked["champion_run_id"]
+        assert info[task]["mlflow_model_version"] == tracked["model_version"]
         assert info[task]["raw_data_md5"] == built_repo.params()["data"][task]["md5"]
         assert info[task]["test"] == champion["test"]
         assert len(info[task]["git_commit"]) == 40

@@ -103,7 +103,8 @@ class PipelineRepo:
         repo.git("config", "user.email", "tests@example.com")
         repo.git("config", "user.name", "tests")
         repo.run("dvc", "init", "-q", check=True)
-        repo.run("dvc", "config", "core.analytics", "false", check=True)
+        shutil.copy2(PROJECT_ROOT / ".dvc" / "config", path / ".dvc" / "config")  # the project's DVC settings
+        shutil.copytree(PROJECT_ROOT / ".dvc" / "plots", path / ".dvc" / "plots")  # its plot templates
         repo.git("add", "-A")
         repo.git("commit", "-qm", "pipeline")
         return repo

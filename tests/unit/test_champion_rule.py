@@ -1,14 +1,22 @@
-"""The champion rule: best CV score within the latency budget, ties to the faster model."""
+"""The champion rule: best CV score within the cost budget, ties to the cheaper model, then to the name;
+the cost is counted from the fitted model, so the same models give the same champion on any machine."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeRegressor
 
-from stages.scoring import choose_champion
+from domain.estimators import ClippedRegressor
+from stages.champion import choose_champion, prediction_cost
 
 
-def _candidate(score: float, ms: float, metric: str = "r2") -> dict:
-    return {"cv": {metric: {"mean": score, "std": 0.01}}, "latency": {"single_row_ms": ms}}
+def _candidate(score: float, splits: int, metric: str = "r2") -> dict:
+    return {"cv": {metric: {"mean": score, "std": 0.01}}, "cost": {"splits_per_row": splits}}
 
 
 def test_best_cv_score_wins() -> None:
@@ -16,10 +24,10 @@ def test_best_cv_score_wins() -> None:
     assert choose_champion(candidates, "r2", None) == "b"
 
 
-def test_latency_budget_excludes_slow_candidates() -> None:
-    candidates = {"fast": _candidate(0.80, 1), "slow": _candidate(0.90, 40)}
-    assert choose_champion(candidates, "r2", 25) == "fast"
-    assert choose_champion(candidates, "r2", 50) == "slow"
+def test_cost_budget_excludes_expensive_candidates() -> None:
+    candidates = {"cheap": _candidate(0.80, 100), "costly": _candidate(0.90, 40_000)}
+    assert choose_champion(candidates, "r2", 25_000) == "cheap"
+    assert choose_champion(candidates, "r2", 50_000) == "costly"
 
 
 def test_lower_is_better_for_error_metrics() -> None:
@@ -27,16 +35,35 @@ def test_lower_is_better_for_error_metrics() -> None:
     assert choose_champion(candidates, "rmse", None) == "b"
 
 
-def test_ties_go_to_the_faster_candidate() -> None:
-    candidates = {"slow": _candidate(0.97, 9, "accuracy"), "quick": _candidate(0.97, 1, "accuracy")}
-    assert choose_champion(candidates, "accuracy", None) == "quick"
+def test_ties_go_to_the_cheaper_candidate_then_to_the_name() -> None:
+    candidates = {"forest": _candidate(0.97, 900, "accuracy"), "lda": _candidate(0.97, 0, "accuracy"),
+                  "knn": _candidate(0.97, 0, "accuracy")}
+    assert choose_champion(candidates, "accuracy", None) == "knn"
+    del candidates["knn"]
+    assert choose_champion(candidates, "accuracy", None) == "lda"
 
 
-def test_nothing_within_budget_falls_back_to_the_fastest() -> None:
-    candidates = {"a": _candidate(0.9, 30), "b": _candidate(0.8, 26)}
-    assert choose_champion(candidates, "r2", 25) == "b"
+def test_nothing_within_budget_falls_back_to_the_cheapest() -> None:
+    candidates = {"a": _candidate(0.9, 300), "b": _candidate(0.8, 260)}
+    assert choose_champion(candidates, "r2", 100) == "b"
 
 
 def test_no_candidates_is_an_error() -> None:
     with pytest.raises(ValueError, match="no candidates"):
         choose_champion({}, "r2", None)
+
+
+def test_cost_counts_the_splits_a_row_passes_in_every_tree() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 4)), rng.normal(size=300)
+    tree = DecisionTreeRegressor(max_depth=5, random_state=0).fit(X, y)
+    forest = RandomForestRegressor(n_estimators=7, max_depth=4, random_state=0).fit(X, y)
+    hgb = HistGradientBoostingRegressor(max_iter=9, max_depth=3, random_state=0).fit(X, y)
+    boosted = GradientBoostingClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, rng.integers(0, 3, 300))
+    assert prediction_cost(tree) == {"splits_per_row": 5}
+    assert prediction_cost(forest)["splits_per_row"] == sum(t.tree_.max_depth for t in forest.estimators_) <= 28
+    assert prediction_cost(hgb)["splits_per_row"] == 9 * 3
+    assert prediction_cost(boosted)["splits_per_row"] == 4 * 3 * 2  # a tree per class and stage
+    wrapped = make_pipeline(StandardScaler(), ClippedRegressor(DecisionTreeRegressor(max_depth=5, random_state=0)))
+    assert prediction_cost(wrapped.fit(X, y)) == {"splits_per_row": 5}
+    assert prediction_cost(LinearRegression().fit(X, y)) == {"splits_per_row": 0}
