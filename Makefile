@@ -28,7 +28,10 @@ repro: install
 	dvc repro
 
 ## bento: package the service and the champions into a Bento
+# `stages.package` first: it fills this machine's BentoML model store from models/ (a no-op when the models are
+# there). `dvc repro` skips the stage when its output is unchanged, e.g. on a fresh clone or after `dvc pull`.
 bento: install
+	@$(BIN)/python -m stages.package
 	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
 	@echo "Built Bento: $$(cat .bento-tag)  (serve it: bentoml serve $$(cat .bento-tag))"
 
