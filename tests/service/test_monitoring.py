@@ -31,25 +31,12 @@ from prediction_log.writer import PredictionLog
 from tests.support.browser import chromium, open_page
 from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo
 from tests.support.live_server import LiveServer
+from tests.support.traffic import send_housing, traffic
 
 ARTIFACTS = PROJECT_ROOT / ".artifacts"
-TARGETS = {"housing": "median_house_value", "iris": "species"}
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-def training_inputs(repo: PipelineRepo, task: str) -> pd.DataFrame:
-    """Complete training rows: a client cannot send a missing total_bedrooms."""
-    return pd.read_csv(repo.path / f"data/prepared/{task}/train.csv").drop(columns=TARGETS[task]).dropna()
-
-
-def traffic(repo: PipelineRepo, task: str, n: int, seed: int, income_factor: float = 1.0) -> list[dict[str, Any]]:
-    """n requests drawn (with replacement) from the training split, median_income scaled by income_factor."""
-    rows = training_inputs(repo, task).sample(n, replace=True, random_state=seed)
-    if income_factor != 1.0:
-        rows["median_income"] = rows["median_income"] * income_factor
-    return rows.to_dict(orient="records")
-
 
 def logged_predictions(repo: PipelineRepo, task: str, records: list[dict[str, Any]]) -> list[Any]:
     """What the service would log for these records, from the session's champion."""
@@ -273,13 +260,6 @@ def drift_gauges(metrics_text: str, task: str) -> dict[str, float]:
     return scores
 
 
-def send(live: LiveServer, records: list[dict[str, Any]], batch: int = 100) -> None:
-    with httpx.Client(timeout=60) as client:
-        for start in range(0, len(records), batch):
-            response = client.post(f"{live.url}/housing/predict_batch", json={"records": records[start:start + batch]})
-            assert response.status_code == 200, response.text
-
-
 def test_live_drift_gauges_flag_the_shifted_feature(built_repo: PipelineRepo, tmp_path: Path) -> None:
     live_params = built_repo.params()["monitoring"]["live"]
     window, threshold = live_params["window"], live_params["threshold"]
@@ -287,12 +267,12 @@ def test_live_drift_gauges_flag_the_shifted_feature(built_repo: PipelineRepo, tm
     try:
         live.wait_ready()
         assert drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing") == {}  # nothing before a full window
-        send(live, traffic(built_repo, "housing", window + 100, seed=5))
+        send_housing(live.url, traffic(built_repo, "housing", window + 100, seed=5))
         clean = drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing")
         assert set(clean) == set(built_repo.json("models/housing/reference.json")["features"])
         assert max(clean.values()) < threshold, clean
 
-        send(live, traffic(built_repo, "housing", window + 100, seed=6, income_factor=1.5))
+        send_housing(live.url, traffic(built_repo, "housing", window + 100, seed=6, income_factor=1.5))
         shifted = drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing")
         assert shifted["median_income"] > threshold, shifted
         assert all(score < threshold for name, score in shifted.items() if name != "median_income"), shifted
