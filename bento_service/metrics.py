@@ -7,7 +7,11 @@ model tags, schema fields and classes), so no client can grow the number of seri
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+import re
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 from domain.schema import SCHEMAS, Kind
 
@@ -35,6 +39,43 @@ FEATURE_DRIFT = Gauge("feature_drift_score", "PSI of a feature over the last req
                       ["task", "feature"], multiprocess_mode="livemax")
 PREDICTION_DRIFT = Gauge("prediction_drift_score", "PSI of the predictions over the last requests vs training",
                          ["task"], multiprocess_mode="livemax")
+# Readiness as /readyz answers it (models loaded, prediction log open), one series per live worker
+# (`liveall`: label pid) so a worker stuck loading shows 0 beside ready siblings; 0 from import on.
+WORKER_READY = Gauge("prediction_worker_ready", "1 when this worker's models are loaded and its prediction log is open",
+                     multiprocess_mode="liveall")
+
+
+def report_ready(ready: bool) -> bool:
+    """Publish this worker's readiness for the not-ready alert, and return it unchanged."""
+    WORKER_READY.set(1 if ready else 0)
+    return ready
+
+
+def forget_dead_workers() -> None:
+    """Drop the live-mode gauges (drift scores, readiness) of worker processes that no longer exist.
+
+    prometheus_client keeps a process's `live*` gauges until `mark_process_dead(pid)`, which BentoML
+    calls only on a clean exit: a killed worker's last values would stay on /metrics for good (a
+    stale drift score, a stale "not ready"). Called when a worker starts, which is when the
+    supervisor replaces a dead one. Counters are kept: they must not go back when a worker dies.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        match = re.search(r"_(\d+)$", path.stem)
+        if match is None:
+            continue
+        pid = int(match[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, directory)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+forget_dead_workers()
 
 
 def record_predictions(task: str, model: str, predictions: list) -> None:

@@ -125,13 +125,14 @@ class PredictionService:
             try:
                 open_process_log(SETTINGS.log_dir)
                 logger.info("prediction log: %s", SETTINGS.log_dir)
+                self.__is_ready__()  # on /metrics now, not only at the next /readyz probe
                 return
             except LogUnavailable as exc:
                 logger.warning("%s; retrying in %.0f s", exc, LOG_RETRY_SECONDS)
                 time.sleep(LOG_RETRY_SECONDS)
 
     def __is_ready__(self) -> bool:
-        return len(LOADED) == len(SCHEMAS) and process_log() is not None
+        return metrics.report_ready(len(LOADED) == len(SCHEMAS) and process_log() is not None)
 
     @bentoml.on_shutdown
     def close_log(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -24,7 +24,6 @@ from domain.drift import prediction_value
 from monitoring.logquery import LogWindow
 
 PREDICTION = "prediction"
-MISSING = "(missing)"
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,13 @@ class DriftSettings:
     threshold: float
     drift_share: float
     min_rows: int
+    missing_share: float  # data quality, monitoring/data_quality.py
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DriftSettings:
         report = params["monitoring"]["report"]
         return cls(str(report["method"]), float(report["threshold"]), float(report["drift_share"]),
-                   int(report["min_rows"]))
+                   int(report["min_rows"]), float(report["missing_share"]))
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,10 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftResult:
-    features: dict[str, ColumnDrift]
+    features: dict[str, ColumnDrift]  # the features judged
     prediction: ColumnDrift
     html: str  # Evidently's standalone page
+    not_judged: dict[str, str] = field(default_factory=dict)  # feature -> why (too few values sent)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -66,7 +67,7 @@ class DriftResult:
 
     @property
     def drift_share(self) -> float:
-        return len(self.drifted_features) / len(self.features)
+        return len(self.drifted_features) / len(self.features) if self.features else 0.0
 
 
 @contextmanager
@@ -102,8 +103,9 @@ def import_evidently() -> Any:
 def frames(profile: dict[str, Any], window: LogWindow) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
     """(reference, current, numeric columns, categorical columns) with the same columns and types.
 
-    Missing categories become an explicit value: a client that stops sending ocean_proximity is
-    a change worth seeing, and Evidently would silently drop missing values.
+    Missing values stay missing (NaN, None): drift is judged on the values that were sent, which is
+    what Evidently does with them, and how often a feature was missing is a data-quality finding of
+    its own (monitoring/data_quality.py) rather than a category that would read as drift.
     """
     features = list(profile["features"])
     columns = [*features, PREDICTION]
@@ -117,25 +119,36 @@ def frames(profile: dict[str, Any], window: LogWindow) -> tuple[pd.DataFrame, pd
     for frame in (reference, current):
         frame[numeric] = frame[numeric].astype(float)
         for column in categorical:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), MISSING).astype(str)
+            values = frame[column]
+            frame[column] = values.astype(str).astype(object).where(values.notna(), None)
     return reference, current, numeric, categorical
 
 
 def measure(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
             settings: DriftSettings) -> DriftResult:
-    """Run Evidently's drift preset on the features and a value-drift test on the prediction."""
+    """Run Evidently's drift preset on the features and a value-drift test on the prediction.
+
+    A feature with fewer than `min_rows` values sent in the window is not judged (Evidently refuses an
+    empty column, and a handful of values is noise): it is listed in `not_judged` with the reason.
+    """
     import_evidently()
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    features = [c for c in reference.columns if c != PREDICTION]
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    report = Report([
-        DataDriftPreset(columns=features, method=settings.method, threshold=settings.threshold,
-                        drift_share=settings.drift_share),
-        ValueDrift(column=PREDICTION, method=settings.method, threshold=settings.threshold),
-    ], include_tests=True)
+    sent = current.notna().sum()
+    not_judged = {c: f"not judged: {_values(sent[c])} sent, {settings.min_rows} needed (min_rows)"
+                  for c in reference.columns if c != PREDICTION and sent[c] < settings.min_rows}
+    features = [c for c in reference.columns if c != PREDICTION and c not in not_judged]
+    definition = DataDefinition(numerical_columns=[c for c in numeric if c not in not_judged],
+                                categorical_columns=[c for c in categorical if c not in not_judged])
+    metrics: list[Any] = [ValueDrift(column=PREDICTION, method=settings.method, threshold=settings.threshold)]
+    if features:  # an empty column list would mean every column to Evidently
+        metrics.insert(0, DataDriftPreset(columns=features, method=settings.method, threshold=settings.threshold,
+                                          drift_share=settings.drift_share))
+    columns_used = [*features, PREDICTION]
+    current, reference = current[columns_used], reference[columns_used]
+    report = Report(metrics, include_tests=True)
     with _quiet_third_party():
         snapshot = report.run(current_data=Dataset.from_pandas(current, data_definition=definition),
                               reference_data=Dataset.from_pandas(reference, data_definition=definition))
@@ -145,7 +158,11 @@ def measure(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], 
     missing = [c for c in [*features, PREDICTION] if c not in columns]
     if missing:
         raise RuntimeError(f"Evidently returned no drift result for {', '.join(missing)}")
-    return DriftResult({name: columns[name] for name in features}, columns[PREDICTION], html)
+    return DriftResult({name: columns[name] for name in features}, columns[PREDICTION], html, not_judged)
+
+
+def _values(n: int) -> str:
+    return "no values" if n == 0 else f"only {n} value{'s' if n > 1 else ''}"
 
 
 def _columns(results: dict[str, Any]) -> dict[str, ColumnDrift]:

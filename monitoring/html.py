@@ -17,6 +17,7 @@ body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px;
 h1 { margin-bottom: 4px; } .muted { color: #666; }
 .verdict { padding: 12px 16px; border-radius: 6px; font-size: 1.15em; margin: 16px 0; }
 .drift { background: #fde2e1; border: 1px solid #d9534f; } .ok { background: #e3f4e1; border: 1px solid #4cae4c; }
+.quality { background: #fcf3dc; border: 1px solid #f0ad4e; }
 table { border-collapse: collapse; margin: 8px 0 16px; } td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; }
 th { text-align: left; background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.drifted td { background: #fde2e1; font-weight: 600; }
@@ -67,8 +68,22 @@ def _drift_table(summary: dict[str, Any]) -> str:
         rows.append(f'<tr class="{"drifted" if column["drifted"] else ""}"><td>{label}</td><td>{_e(column["method"])}'
                     f'</td><td class="num">{column["score"]:.4f}</td><td class="num">{column["threshold"]:g}</td>'
                     f'<td>{"drift" if column["drifted"] else "ok"}</td></tr>')
+    rows += [f'<tr><td>{_e(name)}</td><td colspan="4" class="muted">{_e(reason)}</td></tr>'
+             for name, reason in summary["not_judged"].items()]
     return ("<table><tr><th>column</th><th>test</th><th>score</th><th>threshold</th><th>verdict</th></tr>"
             + "".join(rows) + "</table>")
+
+
+def _missing_table(quality: dict[str, Any]) -> str:
+    rows = "".join(
+        f'<tr class="{"drifted" if finding["flagged"] else ""}"><td>{_e(name)}</td>'
+        f'<td class="num">{finding["current_share"]:.1%}</td><td class="num">{finding["reference_share"]:.1%}</td>'
+        f'<td>{_e(finding["message"]) if finding["flagged"] else "ok"}</td></tr>'
+        for name, finding in quality["missing"].items())
+    return (f'<p class="muted">A finding when a feature is missing more often than in the reference by '
+            f'{quality["threshold"]:.0%} or more; drift above is judged on the values that were sent.</p>'
+            "<table><tr><th>feature</th><th>missing</th><th>in the reference</th><th>finding</th></tr>"
+            + rows + "</table>")
 
 
 def _operations(ops: dict[str, Any]) -> str:
@@ -109,6 +124,11 @@ def render(summary: dict[str, Any], evidently_html: str) -> str:
                     + ("; the predictions drifted" if summary["prediction"]["drifted"] else ""))
     else:
         headline = f"No drift: 0 of {n_features} features and the predictions within their thresholds"
+    quality = summary["data_quality"]
+    if quality["missing_features"]:
+        headline += "; missing values: " + ", ".join(
+            f"{name} {quality['missing'][name]['message']}" for name in quality["missing_features"])
+    tone = {"drift": "drift", "missing values": "quality"}.get(summary["verdict"], "ok")
     reference = summary["reference"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(summary["task"])} monitoring report</title>
@@ -117,10 +137,12 @@ def render(summary: dict[str, Any], evidently_html: str) -> str:
 <h1>Monitoring report: {_e(summary["task"])}</h1>
 <p class="muted">Predictions {_e(summary["window"])}; generated {_e(summary["generated_at"])}.
 Reference: {_e(reference["source"])} ({reference["sample_rows"]} of {reference["training_rows"]} training rows).</p>
-<div class="verdict {"drift" if summary["verdict"] == "drift" else "ok"}">{_e(headline)}
+<div class="verdict {tone}">{_e(headline)}
 <span class="muted">(exit code {summary["exit_code"]})</span></div>
 <h2>Drift by column</h2>
 {_drift_table(summary)}
+<h2>Data quality: missing values</h2>
+{_missing_table(quality)}
 <h2>Traffic, latency and errors</h2>
 {_operations(summary["operations"])}
 <h2>Distributions: reference vs current (Evidently)</h2>

@@ -3,15 +3,20 @@
     python -m monitoring.monitor --task housing [--since 24h] [--log-dir logs] [--out reports]
                                     [--reference models/housing/reference.json] [--params params.yaml]
 
-Writes <out>/<task>-monitor.html (verdict, per-column drift, traffic/latency/errors over time,
-Evidently's reference-vs-current distributions) and <out>/<task>-monitor.json, and exits:
+Writes <out>/<task>-monitor.html (verdict, per-column drift, missing values, traffic/latency/errors
+over time, Evidently's reference-vs-current distributions) and <out>/<task>-monitor.json, and exits:
 
-    0  no drift
+    0  no drift and no data-quality finding
     1  drift: the share of drifted features reached monitoring.report.drift_share, or the
-       predictions drifted (thresholds in params.yaml, `monitoring.report`)
+       predictions drifted (thresholds in params.yaml, `monitoring.report`); whatever the data quality
     2  nothing to judge: no log, no predictions in the window, fewer than min_rows, no reference
        profile, bad arguments; a one-line message on stderr, no report
     3  the monitor itself failed (a bug: traceback on stderr); never confused with "drift"
+    4  no drift, but a data-quality finding: a feature is missing more often than in the reference
+       by at least monitoring.report.missing_share ("100 % missing (reference 0 %)")
+
+Drift is judged on the values that were sent; a feature with fewer than min_rows values sent is
+reported as not judged.
 
 so a scheduler (cron, CI) can alert on a non-zero exit. The reference is the profile packaged
 with the model that made the newest prediction in the window (BentoML model store), else
@@ -32,11 +37,12 @@ from typing import Any
 import yaml
 
 from domain.schema import TASKS
+from monitoring.data_quality import MissingValues, flagged
 from monitoring.logquery import LogProblem, LogWindow, parse_since, read_window, since_label
 from monitoring.operations import operations
 from prediction_log.store import default_log_dir
 
-EXIT_OK, EXIT_DRIFT, EXIT_PROBLEM, EXIT_BUG = 0, 1, 2, 3
+EXIT_OK, EXIT_DRIFT, EXIT_PROBLEM, EXIT_BUG, EXIT_DATA_QUALITY = 0, 1, 2, 3, 4
 
 
 def load_reference(task: str, window: LogWindow, path: Path | None) -> tuple[dict[str, Any], str]:
@@ -67,11 +73,20 @@ def _packaged_profile(tag: str) -> dict[str, Any] | None:
         return None
 
 
+def verdict_of(drifted: bool, missing: list[str]) -> tuple[str, int]:
+    """(verdict, exit code): drift wins over a data-quality finding; either is non-zero for a scheduler."""
+    if drifted:
+        return "drift", EXIT_DRIFT
+    if missing:
+        return "missing values", EXIT_DATA_QUALITY
+    return "no drift", EXIT_OK
+
+
 def build_summary(task: str, window: LogWindow, profile: dict[str, Any], source: str, settings: Any,
-                  drift: Any) -> dict[str, Any]:
-    """The JSON summary: per-column drift, verdict, exit code, counts and operations."""
-    prediction_drifted = drift.prediction.drifted
-    verdict = "drift" if drift.drift_share >= settings.drift_share or prediction_drifted else "no drift"
+                  drift: Any, missing: dict[str, MissingValues]) -> dict[str, Any]:
+    """The JSON summary: per-column drift, missing values, verdict, exit code, counts and operations."""
+    drifted = drift.drift_share >= settings.drift_share or drift.prediction.drifted
+    verdict, exit_code = verdict_of(drifted, flagged(missing))
     ops = operations(window)
     return {
         "task": task,
@@ -79,21 +94,26 @@ def build_summary(task: str, window: LogWindow, profile: dict[str, Any], source:
         "since": window.since,
         "window": since_label(window.since),
         "verdict": verdict,
-        "exit_code": EXIT_DRIFT if verdict == "drift" else EXIT_OK,
+        "exit_code": exit_code,
         "drifted_features": drift.drifted_features,
         "drift_share": round(drift.drift_share, 4),
         "features": {name: column.as_dict() for name, column in drift.features.items()},
+        "not_judged": drift.not_judged,
         "prediction": drift.prediction.as_dict(),
+        "data_quality": {"missing_features": flagged(missing), "threshold": settings.missing_share,
+                         "missing": {name: finding.as_dict() for name, finding in missing.items()}},
         "counts": {key: ops[key] for key in ("requests", "predictions", "errors", "error_rate")},
         "reference": {"source": source, "training_rows": profile["training_rows"],
                       "sample_rows": len(profile["sample"]["prediction"])},
         "settings": {"method": settings.method, "threshold": settings.threshold,
-                     "drift_share": settings.drift_share, "min_rows": settings.min_rows},
+                     "drift_share": settings.drift_share, "min_rows": settings.min_rows,
+                     "missing_share": settings.missing_share},
         "operations": ops,
     }
 
 
 def run(args: argparse.Namespace) -> int:
+    from monitoring.data_quality import missing_values
     from monitoring.evidently_drift import DriftSettings, frames, measure
     from monitoring.html import render
 
@@ -112,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
         raise LogProblem(f"only {n} {args.task} predictions {since_label(window.since)}: at least {settings.min_rows} "
                          "are needed to judge drift (monitoring.report.min_rows); widen --since")
     profile, source = load_reference(args.task, window, args.reference)
-    drift = measure(*frames(profile, window), settings)
-    summary = build_summary(args.task, window, profile, source, settings, drift)
+    reference, current, numeric, categorical = frames(profile, window)
+    missing = missing_values(reference, current, list(profile["features"]), settings.missing_share)
+    drift = measure(reference, current, numeric, categorical, settings)
+    summary = build_summary(args.task, window, profile, source, settings, drift, missing)
 
     args.out.mkdir(parents=True, exist_ok=True)
     html_path, json_path = args.out / f"{args.task}-monitor.html", args.out / f"{args.task}-monitor.json"
@@ -125,13 +147,19 @@ def run(args: argparse.Namespace) -> int:
           f"features drifted{': ' + ', '.join(drift.drifted_features) if drift.drifted_features else ''}; "
           f"prediction {'drifted' if drift.prediction.drifted else 'ok'}) over {n} predictions "
           f"{summary['window']}; error rate {ops['error_rate']:.2%}, latency p95 {ops['latency_ms']['p95']} ms")
+    for name in flagged(missing):
+        print(f"  data quality: {name} {missing[name].message}")
+    for name, reason in drift.not_judged.items():
+        print(f"  drift of {name} {reason}")
     print(f"  report: {html_path}\n  summary: {json_path}\n  ({time.perf_counter() - started:.1f} s)")
     return summary["exit_code"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog="exit codes: 0 no drift, 1 drift, 2 nothing to judge (message on stderr)")
+                                     epilog="exit codes: 0 no drift, 1 drift, 2 nothing to judge (message on "
+                                            "stderr), 3 internal error, 4 missing values beyond "
+                                            "monitoring.report.missing_share (no drift)")
     parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--since", help="only the last 30m / 24h / 7d (default: the whole log)")
     parser.add_argument("--log-dir", type=Path, default=default_log_dir())

@@ -31,25 +31,12 @@ from prediction_log.writer import PredictionLog
 from tests.support.browser import chromium, open_page
 from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo
 from tests.support.live_server import LiveServer
+from tests.support.traffic import send_housing, traffic
 
 ARTIFACTS = PROJECT_ROOT / ".artifacts"
-TARGETS = {"housing": "median_house_value", "iris": "species"}
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-def training_inputs(repo: PipelineRepo, task: str) -> pd.DataFrame:
-    """Complete training rows: a client cannot send a missing total_bedrooms."""
-    return pd.read_csv(repo.path / f"data/prepared/{task}/train.csv").drop(columns=TARGETS[task]).dropna()
-
-
-def traffic(repo: PipelineRepo, task: str, n: int, seed: int, income_factor: float = 1.0) -> list[dict[str, Any]]:
-    """n requests drawn (with replacement) from the training split, median_income scaled by income_factor."""
-    rows = training_inputs(repo, task).sample(n, replace=True, random_state=seed)
-    if income_factor != 1.0:
-        rows["median_income"] = rows["median_income"] * income_factor
-    return rows.to_dict(orient="records")
-
 
 def logged_predictions(repo: PipelineRepo, task: str, records: list[dict[str, Any]]) -> list[Any]:
     """What the service would log for these records, from the session's champion."""
@@ -221,6 +208,65 @@ def test_monitor_cli_end_to_end(built_repo: PipelineRepo, tmp_path: Path) -> Non
     assert result.stderr == ""  # third-party deprecation noise stays out of a scheduler's mail
 
 
+# -- missing values: a data-quality finding, drift on the values sent -------------------------------------
+
+def without(records: list[dict[str, Any]], feature: str, share: float) -> list[dict[str, Any]]:
+    """The records with `feature` missing (None, as the service logs an optional field not sent) in `share`."""
+    cut = round(len(records) * share)
+    return [{**record, feature: None} if i < cut else record for i, record in enumerate(records)]
+
+
+def test_a_feature_never_sent_is_missing_values_not_drift(built_repo: PipelineRepo, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Training-distribution traffic from a client that never sends ocean_proximity: exit 4, no drift."""
+    records = without(traffic(built_repo, "housing", 600, seed=21), "ocean_proximity", 1.0)
+    write_log(tmp_path / "logs", "housing", model_tag(built_repo, "housing"), records,
+              logged_predictions(built_repo, "housing", records))
+
+    code, summary = run_monitor(built_repo, tmp_path / "logs", tmp_path / "reports", "housing")
+
+    assert code == 4 and summary["exit_code"] == 4 and summary["verdict"] == "missing values", summary["verdict"]
+    assert summary["drifted_features"] == [] and not summary["prediction"]["drifted"]
+    quality = summary["data_quality"]
+    assert quality["missing_features"] == ["ocean_proximity"]
+    assert quality["missing"]["ocean_proximity"]["message"] == "100 % missing (reference 0 %)"
+    assert not any(finding["flagged"] for name, finding in quality["missing"].items() if name != "ocean_proximity")
+    assert "ocean_proximity" not in summary["features"]
+    assert summary["not_judged"] == {"ocean_proximity": "not judged: no values sent, 300 needed (min_rows)"}
+    assert "data quality: ocean_proximity 100 % missing (reference 0 %)" in capsys.readouterr().out
+    html = (tmp_path / "reports" / "housing-monitor.html").read_text()
+    assert "No drift: 0 of 8 features" in html and "missing values: ocean_proximity 100 % missing" in html
+
+
+def test_drift_is_judged_on_the_values_sent_beside_missing_values(built_repo: PipelineRepo, tmp_path: Path) -> None:
+    """Income x 1.5 with ocean_proximity missing in 40 % of rows: drift of median_income only (exit 1, drift wins),
+    ocean_proximity judged on the 360 values sent and not drifted, its 40 % reported as a finding."""
+    records = without(traffic(built_repo, "housing", 600, seed=22, income_factor=1.5), "ocean_proximity", 0.4)
+    write_log(tmp_path / "logs", "housing", model_tag(built_repo, "housing"), records,
+              logged_predictions(built_repo, "housing", records))
+
+    code, summary = run_monitor(built_repo, tmp_path / "logs", tmp_path / "reports", "housing")
+
+    assert code == 1 and summary["verdict"] == "drift"
+    assert summary["drifted_features"] == ["median_income"], summary["features"]
+    assert summary["features"]["ocean_proximity"]["drifted"] is False and summary["not_judged"] == {}
+    assert summary["data_quality"]["missing_features"] == ["ocean_proximity"]
+    assert summary["data_quality"]["missing"]["ocean_proximity"]["message"] == "40 % missing (reference 0 %)"
+
+
+def test_missing_values_under_the_threshold_are_no_finding(built_repo: PipelineRepo, tmp_path: Path) -> None:
+    threshold = built_repo.params()["monitoring"]["report"]["missing_share"]
+    records = without(traffic(built_repo, "housing", 600, seed=23), "ocean_proximity", threshold / 2)
+    write_log(tmp_path / "logs", "housing", model_tag(built_repo, "housing"), records,
+              logged_predictions(built_repo, "housing", records))
+
+    code, summary = run_monitor(built_repo, tmp_path / "logs", tmp_path / "reports", "housing")
+
+    assert code == 0 and summary["verdict"] == "no drift", summary["data_quality"]
+    assert summary["data_quality"]["missing_features"] == []
+    assert summary["data_quality"]["missing"]["ocean_proximity"]["current_share"] == pytest.approx(threshold / 2)
+
+
 # -- the report in a browser -------------------------------------------------------------------------
 
 def _require_chromium() -> None:
@@ -273,13 +319,6 @@ def drift_gauges(metrics_text: str, task: str) -> dict[str, float]:
     return scores
 
 
-def send(live: LiveServer, records: list[dict[str, Any]], batch: int = 100) -> None:
-    with httpx.Client(timeout=60) as client:
-        for start in range(0, len(records), batch):
-            response = client.post(f"{live.url}/housing/predict_batch", json={"records": records[start:start + batch]})
-            assert response.status_code == 200, response.text
-
-
 def test_live_drift_gauges_flag_the_shifted_feature(built_repo: PipelineRepo, tmp_path: Path) -> None:
     live_params = built_repo.params()["monitoring"]["live"]
     window, threshold = live_params["window"], live_params["threshold"]
@@ -287,12 +326,12 @@ def test_live_drift_gauges_flag_the_shifted_feature(built_repo: PipelineRepo, tm
     try:
         live.wait_ready()
         assert drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing") == {}  # nothing before a full window
-        send(live, traffic(built_repo, "housing", window + 100, seed=5))
+        send_housing(live.url, traffic(built_repo, "housing", window + 100, seed=5))
         clean = drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing")
         assert set(clean) == set(built_repo.json("models/housing/reference.json")["features"])
         assert max(clean.values()) < threshold, clean
 
-        send(live, traffic(built_repo, "housing", window + 100, seed=6, income_factor=1.5))
+        send_housing(live.url, traffic(built_repo, "housing", window + 100, seed=6, income_factor=1.5))
         shifted = drift_gauges(httpx.get(f"{live.url}/metrics").text, "housing")
         assert shifted["median_income"] > threshold, shifted
         assert all(score < threshold for name, score in shifted.items() if name != "median_income"), shifted

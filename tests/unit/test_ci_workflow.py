@@ -21,6 +21,8 @@ import yaml
 from tests.support import PROJECT_ROOT
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
+DRIFT_CHECK = PROJECT_ROOT / ".github" / "workflows" / "drift-check.yml"
+WORKFLOWS = (WORKFLOW, DRIFT_CHECK)
 WORKFLOW_SCHEMA = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor" / "github-workflows.json"
 
 
@@ -43,8 +45,9 @@ def job_scripts(job: dict[str, Any]) -> str:
     return "\n".join(step.get("run", "") for step in job["steps"])
 
 
-def test_workflow_matches_the_github_workflow_schema() -> None:
-    assert schema_errors(WORKFLOW) == []
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_workflow_matches_the_github_workflow_schema(path: Path) -> None:
+    assert schema_errors(path) == []
 
 
 def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
@@ -55,9 +58,11 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
     assert schema_errors(path)
 
 
-@pytest.mark.parametrize("job_name", sorted(load_workflow()["jobs"]))
-def test_run_scripts_are_valid_bash(job_name: str) -> None:
-    for step in load_workflow()["jobs"][job_name]["steps"]:
+@pytest.mark.parametrize(("path", "job_name"),
+                         [(path, job) for path in WORKFLOWS for job in load_workflow(path)["jobs"]],
+                         ids=lambda value: value.name if isinstance(value, Path) else value)
+def test_run_scripts_are_valid_bash(path: Path, job_name: str) -> None:
+    for step in load_workflow(path)["jobs"][job_name]["steps"]:
         if "run" in step:
             result = subprocess.run(["bash", "-n"], input=step["run"], capture_output=True, text=True, check=False)
             assert result.returncode == 0, f"{step.get('name')}: {result.stderr}"
@@ -72,13 +77,50 @@ def test_jobs_do_what_ci_promises() -> None:
     assert "dvc metrics diff" in job_scripts(pipeline) and "GITHUB_STEP_SUMMARY" in job_scripts(pipeline)
     checkout = next(step for step in pipeline["steps"] if step.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0, "metrics diff against main needs main's history"
+    assert "install-monitoring-tools.sh" in lint_and_test, "the alerting tests need Prometheus and promtool"
+    tests = next(step for step in jobs["lint-and-test"]["steps"] if '-m "not container"' in step.get("run", ""))
+    assert tests["env"]["REQUIRE_MONITORING_TESTS"] == "1", "CI must not pass by skipping the alerting tests"
     container = jobs["container"]
     assert container["env"]["REQUIRE_CONTAINER_TESTS"] == "1", "CI must not pass by skipping the container tests"
     assert "make container" in job_scripts(container) and "-m container" in job_scripts(container)
 
 
-def test_every_action_is_pinned_to_a_version() -> None:
-    for job in load_workflow()["jobs"].values():
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_every_action_is_pinned_to_a_version(path: Path) -> None:
+    for job in load_workflow(path)["jobs"].values():
         for step in job["steps"]:
             if "uses" in step:
                 assert "@" in step["uses"] and not step["uses"].endswith(("@main", "@master")), step["uses"]
+
+
+# -- the scheduled drift check ------------------------------------------------------------------------------
+
+def drift_check_step(name: str = "Drift check") -> dict[str, Any]:
+    (job,) = load_workflow(DRIFT_CHECK)["jobs"].values()
+    return next(step for step in job["steps"] if step.get("name") == name)
+
+
+def test_drift_check_runs_on_a_schedule_and_ci_does_not() -> None:
+    triggers = load_workflow(DRIFT_CHECK)["on"]
+    (schedule,) = triggers["schedule"]
+    assert len(schedule["cron"].split()) == 5
+    assert "workflow_dispatch" in triggers, "a person can run the check now"
+    assert "schedule" not in load_workflow()["on"], "the CI jobs would run every night for nothing"
+
+
+def test_drift_check_runs_the_monitor_on_every_task_and_fails_on_drift() -> None:
+    from domain.schema import TASKS
+
+    (job,) = load_workflow(DRIFT_CHECK)["jobs"].values()
+    assert sorted(job["env"]["MONITOR_TASKS"].split()) == sorted(TASKS)
+    script = drift_check_step()["run"]
+    assert "python -m monitoring.monitor" in script and "|| code=$?" in script and 'exit "$status"' in script
+    assert "GITHUB_STEP_SUMMARY" in script
+    reports = drift_check_step("Reports")
+    assert reports["if"] == "always()" and reports["with"]["path"].rstrip("/") == job["env"]["MONITOR_OUT"]
+
+
+def test_drift_check_reads_the_log_location_from_a_secret() -> None:
+    fetch = drift_check_step("Fetch the prediction log")
+    assert fetch["env"]["PREDICTION_LOG_DB_URL"] == "${{ secrets.PREDICTION_LOG_DB_URL }}"
+    assert "curl --fail" in fetch["run"] and 'exit 2' in fetch["run"], "no secret: fail, never a silent pass"

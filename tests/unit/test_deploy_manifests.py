@@ -45,6 +45,14 @@ def api_container() -> dict[str, Any]:
     return container
 
 
+def drift_check_pod() -> dict[str, Any]:
+    return MANIFESTS["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def drift_check_containers() -> list[dict[str, Any]]:
+    return drift_check_pod()["containers"]
+
+
 def container_port(port: int | str) -> int:
     """A numeric port, or a named one resolved against the container's ports."""
     if isinstance(port, int):
@@ -57,11 +65,13 @@ def env_value(name: str) -> str:
 
 
 def test_deploy_has_the_objects_kustomize_applies() -> None:
-    assert set(MANIFESTS) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert set(MANIFESTS) == {"Deployment", "Service", "HorizontalPodAutoscaler", "CronJob"}
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     on_disk = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == on_disk
-    assert kustomization["images"][0]["name"] == api_container()["image"].split(":")[0]
+    images = {image["name"] for image in kustomization["images"]}
+    used = {c["image"].split(":")[0] for c in [api_container(), *drift_check_containers()]}
+    assert images == used, "kustomize sets every image the manifests use, and only those"
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -144,3 +154,44 @@ def test_service_reads_every_variable_the_deployment_sets() -> None:
     source = "\n".join(path.read_text() for package in SERVED_PACKAGES for path in package.glob("*.py"))
     for name in {e["name"] for e in api_container()["env"]} - LIBRARY_VARIABLES:
         assert f'"{name}"' in source, f"{name} is set by deploy/deployment.yaml but never read by the served code"
+
+
+# -- the scheduled drift check (deploy/drift-check.yaml) --------------------------------------------------
+
+def test_drift_check_runs_the_monitor_for_every_task_with_arguments_it_accepts() -> None:
+    from domain.schema import TASKS
+    from monitoring.monitor import parse_args
+
+    tasks = []
+    for container in drift_check_containers():
+        assert container["command"] == ["python", "-m", "monitoring.monitor"]
+        args = parse_args(container["args"])  # argparse exits on an argument the monitor does not know
+        tasks.append(args.task)
+        assert args.since == "24h"
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert str(args.log_dir) in mounts and mounts[str(args.log_dir)].get("readOnly") is True
+        assert str(args.out) in mounts
+    assert sorted(tasks) == sorted(TASKS)
+
+
+def test_drift_check_fails_its_job_on_a_verdict_and_never_overlaps() -> None:
+    cron = MANIFESTS["CronJob"]["spec"]
+    assert len(cron["schedule"].split()) == 5 and cron["concurrencyPolicy"] == "Forbid"
+    assert cron["jobTemplate"]["spec"]["backoffLimit"] == 0, "drift is a verdict: a retry would only repeat it"
+    assert drift_check_pod()["restartPolicy"] == "Never"
+    # suspended until the log is shared: a claim nothing writes would only ever answer "nothing to judge"
+    assert cron["suspend"] is True
+    claims = [v["persistentVolumeClaim"] for v in drift_check_pod()["volumes"] if "persistentVolumeClaim" in v]
+    assert [claim.get("readOnly") for claim in claims] == [True]
+
+
+def test_drift_check_is_as_locked_down_as_the_api() -> None:
+    pod = drift_check_pod()
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    for container in drift_check_containers():
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["BENTOML_HOME"].startswith("/tmp/") and "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
+        assert set(env) <= LIBRARY_VARIABLES, "a variable the monitor does not read"
+        assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
