@@ -18,6 +18,7 @@ import sys
 from domain.schema import SCHEMAS, TASKS
 from stages.config import champion_info, champion_model, reference_profile
 from stages.files import read_json, write_json
+from stages.lifetime import start_stage
 from stages.models import load_model
 from stages.provenance import git_commit
 from stages.rawdata import read_split
@@ -50,6 +51,7 @@ def package(task: str, commit: str) -> str:
 
 
 def main() -> None:
+    start_stage()
     try:
         tags = {task: package(task, git_commit()) for task in TASKS}
     except FileNotFoundError as exc:

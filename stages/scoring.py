@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import parallel_config
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
 from domain.schema import SCHEMAS, Kind
+from stages.lifetime import fold_parallelism
 
 REGRESSION_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
 CLASSIFICATION_SCORING = {"accuracy": "accuracy", "f1_macro": "f1_macro"}
@@ -81,7 +81,7 @@ def cross_validation(
     `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend.
     """
     splitter, scoring = cv_plan(task, y, folds, seed)
-    with parallel_config(backend=backend):
+    with fold_parallelism(backend):
         result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
     return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
 

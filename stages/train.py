@@ -25,6 +25,7 @@ from domain.schema import TASKS
 from stages.candidates import build_pipeline, fold_backend, single_threaded
 from stages.config import candidate_dir, load_params
 from stages.files import atomic_dir, write_json
+from stages.lifetime import start_stage
 from stages.models import save_model
 from stages.rawdata import read_split
 from stages.scoring import cross_validation, predict_latency
@@ -85,6 +86,7 @@ def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple
 
 
 def main(argv: list[str] | None = None) -> None:
+    start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     parser.add_argument("candidate")

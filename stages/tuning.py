@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from joblib import parallel_config
 from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
+from stages.lifetime import fold_parallelism
 from stages.scoring import cross_validation, cv_plan, flat_scores, summarise_folds
 
 
@@ -138,7 +138,7 @@ def tune(
     # refit=False: rank without fitting the winner here (the train stage fits it).
     grid = GridSearchCV(Pipeline([("candidate", pipelines[0])]), [{"candidate": [p]} for p in pipelines],
                         scoring=scoring, refit=False, cv=splitter, n_jobs=cv.get("n_jobs", 1))
-    with parallel_config(backend=fold_backend(spec)):
+    with fold_parallelism(fold_backend(spec)):
         grid.fit(X, y)
     results = grid.cv_results_
     folds = splitter.get_n_splits()
