@@ -48,6 +48,7 @@ if HttpToolsProtocol is not None:
             self.timeout_keep_alive = SETTINGS.keep_alive_timeout_s
             self._awaiting_headers = True  # between the end of a request (or the connection's start) and
             self._header_bytes = 0         # the end of the next request's headers
+            self._parsed_bytes = 0  # URL and header names and values of the current request, as parsed
             self._header_timer: asyncio.TimerHandle | None = None
             self._rejected = False
 
@@ -74,16 +75,35 @@ if HttpToolsProtocol is not None:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._awaiting_headers = True
+            self._parsed_bytes = 0
             if self._header_timer is None:
                 self._arm_header_timer()
+
+        def on_url(self, url: bytes) -> None:
+            self._parsed_bytes += len(url)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._parsed_bytes += len(name) + len(value) + 4
+            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             self._awaiting_headers = False
             self._header_bytes = 0
             self._cancel_header_timer()
+            if self._parsed_bytes > SETTINGS.max_header_bytes:  # headers that arrived in one chunk
+                self._reject("431 Request Header Fields Too Large",
+                             f"request line and headers exceed {SETTINGS.max_header_bytes} bytes")
+                return
             super().on_headers_complete()
 
+        def on_body(self, body: bytes) -> None:
+            if not self._rejected:
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
+            if self._rejected:
+                return
             super().on_message_complete()
             self._awaiting_headers = True  # what follows is the next request (or nothing: keep-alive timer)
             self._header_bytes = 0

@@ -118,15 +118,16 @@ class Database:
         self.connection = connection
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT; on failure the transaction is rolled back if SQLite has not already
-        done so, and the original error is raised (never "cannot rollback - no transaction is active")."""
+    def transaction(self, commit: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK if not `commit`: a test of the tables); on failure the
+        transaction is rolled back if SQLite has not already done so, and the original error is raised
+        (never "cannot rollback - no transaction is active")."""
         connection = self.connection
         assert connection is not None
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
-            connection.execute("COMMIT")
+            connection.execute("COMMIT" if commit else "ROLLBACK")
         except BaseException:
             if connection.in_transaction:
                 with contextlib.suppress(sqlite3.Error):

@@ -172,8 +172,8 @@ class PredictionLog:
             self._set_healthy(True)
         _acknowledge(group, failure)
 
-    def _insert(self, predictions: list[tuple], errors: list[tuple]) -> None:
-        with self._db.transaction() as connection:
+    def _insert(self, predictions: list[tuple], errors: list[tuple], commit: bool = True) -> None:
+        with self._db.transaction(commit) as connection:
             if predictions:
                 connection.executemany(
                     "INSERT INTO predictions (ts, request_id, task, model, inputs, prediction, latency_ms) "
@@ -229,6 +229,7 @@ class PredictionLog:
             if not self._healthy:
                 self._probe()
                 self._prepare()
+                self._insert(*_PROBE_ROWS, commit=False)  # the tables still take rows
                 self._suspect = False
                 self._set_healthy(True)
         except (OSError, sqlite3.Error, LogUnavailable) as exc:
@@ -274,6 +275,9 @@ def _settle(futures: list[asyncio.Future], failure: LogUnavailable | None) -> No
         else:
             done.set_exception(failure)
 
+
+# A row of each table, inserted and rolled back by the idle check of an unhealthy log.
+_PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0)], [("", "", "", 0, "{}", 0.0)])
 
 # One log per worker process, shared by the service and the request guard.
 _PROCESS_LOG: PredictionLog | None = None
