@@ -45,20 +45,22 @@ def start_stage() -> None:
     threadpool_limits(limits=1)
 
 
-def die_with_parent() -> None:
-    """SIGKILL this process when the process that started it dies (Linux; elsewhere a no-op)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent (`parent`, by default the current one) dies; at once if it
+    already has (Linux; elsewhere a no-op)."""
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def worker_initializer() -> None:
-    """Run in each loky worker process: die with the stage that started it."""
-    die_with_parent()
+def worker_initializer(stage: int) -> None:
+    """Run in each loky worker process as it starts: die with `stage`, the process that started it (which
+    may already be gone: a worker takes a second to start)."""
+    die_with_parent(stage)
 
 
 @contextlib.contextmanager
@@ -66,7 +68,7 @@ def fold_parallelism(backend: str) -> Iterator[None]:
     """joblib's backend for CV folds; worker processes (loky) die with the stage."""
     from joblib import parallel_config
 
-    options = {"initializer": worker_initializer} if backend == "loky" else {}
+    options = {"initializer": worker_initializer, "initargs": (os.getpid(),)} if backend == "loky" else {}
     with parallel_config(backend=backend, **options):
         yield
 

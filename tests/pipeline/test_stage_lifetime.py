@@ -1,6 +1,6 @@
 """A stage dies with `dvc repro`: after `kill -9` of dvc during a train stage, neither the stage nor its CV
-worker processes run on to overwrite the restored output later (`dvc status` stays clean), and the raw-data
-errors DVC shows name the file and the line."""
+worker processes run on to overwrite the output the user restores (`dvc checkout`; `dvc status` stays clean),
+and the raw-data errors DVC shows name the file and the line."""
 
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ from tests.support.data_factory import housing_frame
 from tests.support.dvc_repo import PipelineRepo, venv_env
 
 
-def _stage_process(dvc: psutil.Process) -> psutil.Process | None:
+def _processes(dvc: psutil.Process, marker: str) -> list[psutil.Process]:
+    found = []
     for child in dvc.children(recursive=True):
         try:
-            if "stages.train" in " ".join(child.cmdline()):
-                return child
+            if marker in " ".join(child.cmdline()):
+                found.append(child)
         except psutil.NoSuchProcess:
             continue
-    return None
+    return found
 
 
 def test_kill_9_of_dvc_repro_takes_the_stage_and_its_workers_with_it(repo: PipelineRepo) -> None:
@@ -38,15 +39,14 @@ def test_kill_9_of_dvc_repro_takes_the_stage_and_its_workers_with_it(repo: Pipel
     try:
         parent = psutil.Process(dvc.pid)
         deadline = time.monotonic() + 120
-        stage = None
-        while stage is None or len(stage.children()) < 2:  # the stage and its loky CV workers
+        while not (_processes(parent, "stages.train") and len(_processes(parent, "LokyProcess")) >= 2):
             assert dvc.poll() is None and time.monotonic() < deadline, "the train stage never got to its CV"
             time.sleep(0.2)
-            stage = _stage_process(parent)
+        time.sleep(1)  # in the middle of the cross-validation
         tree = parent.children(recursive=True)
         dvc.send_signal(signal.SIGKILL)
         dvc.wait(timeout=10)
-        _, survivors = psutil.wait_procs(tree, timeout=5)
+        _, survivors = psutil.wait_procs(tree, timeout=10)
         assert not survivors, f"still running after kill -9 of dvc: {[p.cmdline() for p in survivors]}"
     finally:
         for process in survivors:
@@ -54,6 +54,7 @@ def test_kill_9_of_dvc_repro_takes_the_stage_and_its_workers_with_it(repo: Pipel
         if dvc.poll() is None:
             dvc.kill()
     repo.git("checkout", "--", "params.yaml")
+    repo.run("dvc", "checkout", check=True)  # DVC removed the stage's output before running it: restore it
     status = repo.run("dvc", "status", check=True)
     assert "up to date" in status.stdout, status.output
     leftovers = [p for p in (repo.path / "models/housing/candidates").iterdir() if p.name.startswith(".")]
