@@ -32,6 +32,9 @@ LOG_REOPENS = Counter("prediction_log_reopens", "Log files found deleted or repl
 # 0 while a worker cannot write its log (its /readyz says 503); `livemin`: the worst live worker.
 LOG_WRITABLE = Gauge("prediction_log_writable", "1 if the last write to the prediction log succeeded",
                      multiprocess_mode="livemin")
+# Threads a native pool would use in the thread that predicts (the event loop's): 1 once the models are loaded.
+NATIVE_THREADS = Gauge("prediction_native_threads", "Threads of each native pool (openmp, blas) in the predicting "
+                       "thread", ["api"], multiprocess_mode="livemax")
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
 BATCH_ROWS = Histogram("prediction_batch_rows", "Rows per model call (micro-batching merges requests)", ["task"],
                        buckets=ROW_BUCKETS)

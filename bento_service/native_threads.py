@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
 def limit_native_threads() -> None:
     """Limit OpenMP and BLAS to one thread, for the calling thread (and BLAS process-wide)."""
     threadpool_limits(limits=1)
+
+
+def native_threads() -> dict[str, int]:
+    """The most threads each loaded native pool ("openmp", "blas") would use when called from this thread."""
+    threads: dict[str, int] = {}
+    for pool in threadpool_info():
+        threads[pool["user_api"]] = max(threads.get(pool["user_api"], 0), pool["num_threads"])
+    return threads
 
 
 def model_executor() -> ThreadPoolExecutor:

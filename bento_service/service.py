@@ -33,7 +33,7 @@ from bento_service.batching import MicroBatcher
 from bento_service.config import SETTINGS
 from bento_service.guard import RequestGuard
 from bento_service.live_drift import DriftWindow, gauge_publisher
-from bento_service.native_threads import limit_native_threads, model_executor
+from bento_service.native_threads import limit_native_threads, model_executor, native_threads
 from bento_service.openapi import openapi_document
 from bento_service.readiness import ServerReadiness
 from bento_service.schemas import (
@@ -141,6 +141,8 @@ class PredictionService:
 
         def limit_on_loop() -> None:
             limit_native_threads()
+            for api, threads in native_threads().items():
+                metrics.NATIVE_THREADS.labels(api).set(threads)
             limited.set()
         self._loop.call_soon_threadsafe(limit_on_loop)
         limited.wait()
