@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,15 @@ INLINE_MAX_ROWS = 64
 class MicroBatcher:
     """Collects rows from concurrent callers and runs `predict` on them together.
 
-    `predict(frame) -> array` runs on the event loop for small batches and in a worker thread
-    for large ones (see the module docstring).
+    `predict(frame) -> array` runs on the event loop for small batches and in `executor` (asyncio's
+    default if None) for large ones (see the module docstring).
     """
 
     def __init__(self, predict: Callable[[pd.DataFrame], np.ndarray], columns: Sequence[str],
-                 max_rows: int = 256, on_call: Callable[[int], None] | None = None) -> None:
+                 max_rows: int = 256, on_call: Callable[[int], None] | None = None,
+                 executor: Executor | None = None) -> None:
         self._predict = predict
+        self._executor = executor
         self._columns = list(columns)
         self._max_rows = max_rows
         self._on_call = on_call  # told the rows of every model call (the prediction_batch_rows histogram)
@@ -69,7 +72,8 @@ class MicroBatcher:
                     if len(rows) <= INLINE_MAX_ROWS:
                         predictions = self._predict(frame)
                     else:
-                        predictions = await asyncio.to_thread(self._predict, frame)
+                        predictions = await asyncio.get_running_loop().run_in_executor(
+                            self._executor, self._predict, frame)
                 except Exception as exc:  # deliver the failure to every waiting caller
                     for _, future in batch:
                         if not future.done():

@@ -23,6 +23,9 @@ class Settings:
     log_dir: Path
     max_batch_records: int
     max_body_bytes: int
+    max_header_bytes: int  # request line + headers (bento_service/http_limits.py)
+    header_timeout_s: int  # from a connection's start or a request's first byte to the end of its headers
+    keep_alive_timeout_s: int  # an idle keep-alive connection is closed after this
     workers: int
     trace_predictions: bool
 
@@ -33,6 +36,9 @@ class Settings:
             log_dir=default_log_dir(),
             max_batch_records=_int("MAX_BATCH_RECORDS", 1000),
             max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
+            max_header_bytes=_int("MAX_HEADER_BYTES", 16 << 10),
+            header_timeout_s=_int("HEADER_TIMEOUT_S", 10),
+            keep_alive_timeout_s=_int("KEEPALIVE_TIMEOUT_S", 5),
             workers=_int("WORKERS", 1),
             trace_predictions=os.environ.get("TRACE_PREDICTIONS", "").lower() in ("1", "true", "yes"),
         )

@@ -1,8 +1,9 @@
-"""ASGI middleware in front of the prediction routes: auth, content type, size, validation.
+"""ASGI middleware in front of the prediction routes: auth, content type, size, key count, validation.
 
 BentoML would accept any content type as JSON and logs a traceback for every invalid body;
 this guard answers bad requests itself, before BentoML sees them, with a 4xx whose message
-names the field, counts the failure by field on /metrics and logs it in the prediction log.
+names the field, counts the failure by field on /metrics and logs it in the prediction log,
+all of it bounded whatever the client sends (bento_service/rejections.py).
 Valid requests go on to BentoML with a request id (header X-Request-ID, also echoed back).
 Health, metrics and docs routes pass straight through.
 """
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from bento_service import metrics
 from bento_service.config import SETTINGS
+from bento_service.rejections import TooManyKeys, check_key_count, describe, metric_field
 from bento_service.schemas import ROUTES
 from prediction_log.store import ErrorRow
 from prediction_log.writer import LogUnavailable, process_log
@@ -29,15 +31,6 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 class RequestTooLarge(Exception):
     pass
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
-
-
-def describe(error: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as [{"field": "records.3.households", "message": ...}], JSON errors as 'body'."""
-    return [{"field": _field(e["loc"]), "message": e["msg"]} for e in error.errors(include_url=False)]
 
 
 class RequestGuard:
@@ -55,12 +48,14 @@ class RequestGuard:
         if not SAFE_REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex
 
-        async def reject(status: int, error: str, detail: list[dict[str, str]] | None = None) -> None:
-            for item in detail or [{"field": "body"}]:
-                metrics.VALIDATION_FAILURES.labels(task, item["field"]).inc()
-            body = {"error": error, "request_id": request_id}
+        async def reject(status: int, error: str, detail: list[dict[str, str]] | None = None,
+                         errors: int = 0) -> None:
+            for label in {metric_field(task, item["field"]) for item in detail or [{"field": "body"}]}:
+                metrics.VALIDATION_FAILURES.labels(task, label).inc()
+            body: dict[str, Any] = {"error": error, "request_id": request_id}
             if detail:
                 body["detail"] = detail
+                body["errors"] = errors
             await _log_error(request_id, task, status, body, started)
             await _send_json(send, status, body, request_id)
 
@@ -84,11 +79,16 @@ class RequestGuard:
             await reject(413, f"request body exceeds the limit of {SETTINGS.max_body_bytes} bytes")
             return
         try:
+            check_key_count(body)
             model.model_validate_json(body)
+        except TooManyKeys as error:
+            await reject(400, f"invalid request: body: {error}", [{"field": "body", "message": str(error)}], 1)
+            return
         except ValidationError as error:
-            detail = describe(error)
-            await reject(400, f"invalid request: {'; '.join(d['field'] + ': ' + d['message'] for d in detail[:5])}",
-                         detail)
+            detail, errors = describe(error)
+            shown = "; ".join(d["field"] + ": " + d["message"] for d in detail[:5])
+            more = f" (and {errors - 5} more)" if errors > 5 else ""
+            await reject(400, f"invalid request: {shown}{more}", detail, errors)
             return
 
         scope = dict(scope)

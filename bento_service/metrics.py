@@ -2,7 +2,8 @@
 
 Module-level `prometheus_client` objects: BentoML runs workers in Prometheus multiprocess
 mode and aggregates them on /metrics. Every label value comes from a closed set (task names,
-model tags, schema fields and classes), so no client can grow the number of series.
+model tags, schema fields and classes; a field a client invents is counted as `unknown`, see
+bento_service/rejections.py), so no client can grow the number of series.
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ PREDICTED_CLASSES = {
     task: Counter(schema.prediction_metric, f"Predicted {schema.target.description}", [schema.target.name])
     for task, schema in SCHEMAS.items() if schema.kind is Kind.CLASSIFICATION
 }
-VALIDATION_FAILURES = Counter("validation_failures", "Rejected requests by task and field", ["task", "field"])
+VALIDATION_FAILURES = Counter("validation_failures", "Rejected requests by task and schema field (or unknown)",
+                              ["task", "field"])
 LOG_WRITE_FAILURES = Counter("prediction_log_write_failures", "Requests answered 503 because the log failed")
+LOG_REOPENS = Counter("prediction_log_reopens", "Log files found deleted or replaced under the server, reopened",
+                      ["file", "reason"])
+# 0 while a worker cannot write its log (its /readyz says 503); `livemin`: the worst live worker.
+LOG_WRITABLE = Gauge("prediction_log_writable", "1 if the last write to the prediction log succeeded",
+                     multiprocess_mode="livemin")
+# Threads a native pool would use in the thread that predicts (the event loop's): 1 once the models are loaded.
+NATIVE_THREADS = Gauge("prediction_native_threads", "Threads of each native pool (openmp, blas) in the predicting "
+                       "thread", ["api"], multiprocess_mode="livemax")
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
 BATCH_ROWS = Histogram("prediction_batch_rows", "Rows per model call (micro-batching merges requests)", ["task"],
                        buckets=ROW_BUCKETS)
@@ -76,6 +86,11 @@ def forget_dead_workers() -> None:
 
 
 forget_dead_workers()
+
+
+def log_reopened(file: str, reason: str) -> None:
+    """A log file ("database" or "jsonl") was "deleted" or "replaced" and has been reopened."""
+    LOG_REOPENS.labels(file, reason).inc()
 
 
 def record_predictions(task: str, model: str, predictions: list) -> None:

@@ -7,7 +7,6 @@ are errors, never coerced.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
@@ -19,13 +18,12 @@ STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _numeric(spec: NumericField) -> tuple[Any, Any]:
-    bounds = {}
-    if math.isfinite(spec.minimum):
-        bounds["ge"] = spec.minimum
-    if math.isfinite(spec.maximum):
-        bounds["le"] = spec.maximum
+    """A bounded float; a nullable field may also be null or left out (the model imputes it)."""
     unit = f" ({spec.unit})" if spec.unit else ""
-    return float, Field(description=f"{spec.description}{unit}", allow_inf_nan=False, **bounds)
+    description = f"{spec.description}{unit}; from {spec.minimum:g} to {spec.maximum:g}"
+    field = Field(description=description, allow_inf_nan=False, ge=spec.minimum, le=spec.maximum,
+                  **({"default": None} if spec.nullable else {}))
+    return (float | None if spec.nullable else float), field
 
 
 def _category(spec: CategoryField) -> tuple[Any, Any]:
@@ -44,9 +42,10 @@ def _not_greater_than(schema: TaskSchema) -> dict[str, Any]:
     """Field validators for the schema's cross-field rules; the error names the smaller field."""
     validators = {}
     for smaller, larger in schema.not_greater_than:
-        def check(cls, value: float, info: ValidationInfo, larger: str = larger, smaller: str = smaller) -> float:
+        def check(cls, value: float | None, info: ValidationInfo, larger: str = larger,
+                  smaller: str = smaller) -> float | None:
             other = info.data.get(larger)
-            if other is not None and value > other:
+            if value is not None and other is not None and value > other:
                 raise ValueError(f"{smaller} ({value:g}) must not exceed {larger} ({other:g})")
             return value
         validators[f"check_{smaller}"] = field_validator(smaller)(check)
@@ -66,23 +65,49 @@ class HousingBatch(BaseModel):
     records: list[HousingRecord] = Field(min_length=1, max_length=SETTINGS.max_batch_records)  # type: ignore[valid-type]
 
 
+MODEL_TAG = "BentoML model tag that made the prediction"
+REQUEST_ID = "the request's id: the client's X-Request-ID if it is 1-64 characters of [A-Za-z0-9._:-], else a new one"
+
+
 class HousingPrediction(BaseModel):
     prediction: float = Field(description="predicted median house value in US dollars")
-    model: str = Field(description="BentoML model tag that made the prediction")
-    request_id: str
+    model: str = Field(description=MODEL_TAG)
+    request_id: str = Field(description=REQUEST_ID)
 
 
 class HousingBatchPrediction(BaseModel):
-    predictions: list[float]
-    model: str
-    request_id: str
+    predictions: list[float] = Field(description="predicted median house values in US dollars, in request order")
+    model: str = Field(description=MODEL_TAG)
+    request_id: str = Field(description=REQUEST_ID)
 
 
 class IrisPrediction(BaseModel):
-    species: str
-    probabilities: dict[str, float]
-    model: str
-    request_id: str
+    species: Literal[IRIS.classes] = Field(description="the most probable species")  # type: ignore[valid-type]
+    probabilities: dict[str, float] = Field(description="probability of each species")
+    model: str = Field(description=MODEL_TAG)
+    request_id: str = Field(description=REQUEST_ID)
+
+
+# -- error answers (the request guard's and the service's; documented in bento_service/openapi.py) -------
+class FieldError(BaseModel):
+    field: str = Field(description="path of the offending field, e.g. 'records.3.households', or 'body'")
+    message: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """400: the body is not a valid request; `detail` lists the first errors."""
+
+    error: str = Field(description="the first errors in one line")
+    request_id: str = Field(description=REQUEST_ID)
+    detail: list[FieldError] = Field(description="the first errors (at most 20), one per field")
+    errors: int = Field(description="how many errors the request had in all")
+
+
+class ErrorResponse(BaseModel):
+    """Any other error: 401, 413, 415, 503 (with the request id) and 504 (without)."""
+
+    error: str
+    request_id: str | None = Field(default=None, description=REQUEST_ID)
 
 
 # Route -> (task, request model) for the request guard.

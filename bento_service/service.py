@@ -10,8 +10,10 @@ Run from the project root: `bentoml serve` (reads bentofile.yaml) or `make serve
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +28,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bento_service import bentoml_patches, metrics
+from bento_service import bentoml_patches, http_limits, metrics
 from bento_service.batching import MicroBatcher
 from bento_service.config import SETTINGS
 from bento_service.guard import RequestGuard
 from bento_service.live_drift import DriftWindow, gauge_publisher
+from bento_service.native_threads import limit_native_threads, model_executor, native_threads
+from bento_service.openapi import openapi_document
+from bento_service.readiness import ServerReadiness
 from bento_service.schemas import (
     ROUTES,
     HousingBatch,
@@ -69,7 +74,14 @@ async def model_info(request: Request) -> JSONResponse:
     return JSONResponse({task: {"tag": served.tag, **served.metadata} for task, served in LOADED.items()})
 
 
-info_app = Starlette(routes=[Route("/model", model_info, methods=["GET"])])
+async def docs(request: Request) -> JSONResponse:
+    """GET /docs.json: this service's OpenAPI document (in place of BentoML's generic one)."""
+    return JSONResponse(openapi_document())
+
+
+# Mounted before BentoML's own routes, so its /docs.json is ours.
+info_app = Starlette(routes=[Route("/model", model_info, methods=["GET"]),
+                             Route("/docs.json", docs, methods=["GET"])])
 
 
 def _unavailable(ctx: bentoml.Context, message: str, request_id: str) -> JSONResponse:
@@ -100,12 +112,18 @@ class PredictionService:
     iris_model = bentoml.models.BentoModel(f"{SCHEMAS['iris'].model_name}:latest")
 
     def __init__(self) -> None:
+        # Runs on the worker's event loop thread, where small batches are predicted; the OpenMP of the
+        # models is limited there once they are loaded (threadpoolctl only sees libraries already loaded).
+        self._loop = asyncio.get_running_loop()
+        self._readiness = ServerReadiness.from_environment(_worker_count())
         # Load in the background so the server answers /livez at once and /readyz says 503
         # until the models are loaded and the prediction log is open.
         self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
         self._loader.start()
 
     def _load(self) -> None:
+        limit_native_threads()  # the warm-up predictions below run in this thread
+        executor = model_executor()
         for task, reference in (("housing", self.housing_model), ("iris", self.iris_model)):
             schema = SCHEMAS[task]
             estimator = bentoml.sklearn.load_model(reference)
@@ -115,24 +133,42 @@ class PredictionService:
             # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
             if metadata.get("input_example"):
                 predict(pd.DataFrame.from_records(metadata["input_example"], columns=schema.feature_names).head(1))
-            batcher = MicroBatcher(predict, schema.feature_names, on_call=metrics.BATCH_ROWS.labels(task).observe)
+            batcher = MicroBatcher(predict, schema.feature_names, on_call=metrics.BATCH_ROWS.labels(task).observe,
+                                   executor=executor)
             LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, batcher,
                                        _drift_window(task, reference))
+        limited = threading.Event()
+
+        def limit_on_loop() -> None:
+            limit_native_threads()
+            for api, threads in native_threads().items():
+                metrics.NATIVE_THREADS.labels(api).set(threads)
+            limited.set()
+        self._loop.call_soon_threadsafe(limit_on_loop)
+        limited.wait()
         # The models and libraries live as long as the process: take them out of the garbage
         # collector's scans, whose full collections otherwise pause the server for tens of milliseconds.
         gc.freeze()
         while True:  # the log directory may be a volume that is not there yet: keep trying
             try:
-                open_process_log(SETTINGS.log_dir)
+                open_process_log(SETTINGS.log_dir, on_reopen=metrics.log_reopened, on_health=self._log_health)
                 logger.info("prediction log: %s", SETTINGS.log_dir)
-                self.__is_ready__()  # on /metrics now, not only at the next /readyz probe
+                self._log_health(True)
                 return
             except LogUnavailable as exc:
                 logger.warning("%s; retrying in %.0f s", exc, LOG_RETRY_SECONDS)
                 time.sleep(LOG_RETRY_SECONDS)
 
+    def _log_health(self, healthy: bool) -> None:
+        """The log became writable (or stopped being): /metrics and this worker's readiness marker."""
+        metrics.LOG_WRITABLE.set(1 if healthy else 0)
+        self._readiness.publish(metrics.report_ready(healthy and len(LOADED) == len(SCHEMAS)))
+
     def __is_ready__(self) -> bool:
-        return metrics.report_ready(len(LOADED) == len(SCHEMAS) and process_log() is not None)
+        """This worker can serve (models loaded, log writable; its gauge on /metrics) and so can every other worker."""
+        log = process_log()
+        serves = metrics.report_ready(len(LOADED) == len(SCHEMAS) and log is not None and log.healthy)
+        return serves and self._readiness.all_ready()
 
     @bentoml.on_shutdown
     def close_log(self) -> None:
@@ -196,6 +232,16 @@ class PredictionService:
         return served, request_id, predictions
 
 
+def _worker_count() -> int:
+    """How many workers this server runs: the service's configuration (BENTOML_CONFIG may override WORKERS)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    workers = BentoMLContainer.config.services.get().get(PredictionService.name, {}).get("workers")
+    if workers == "cpu_count":
+        return os.cpu_count() or 1
+    return workers if isinstance(workers, int) and workers > 0 else SETTINGS.workers
+
+
 def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:
     """The live drift window over the reference profile packaged with the model (stage `profile`)."""
     profile = model.custom_objects.get("reference")
@@ -219,3 +265,4 @@ def _jsonable(task: str, served: ServedModel, value: Any) -> Any:
 
 PredictionService.add_asgi_middleware(RequestGuard)
 bentoml_patches.apply()  # BentoML's per-request timeout timers, see bento_service/bentoml_patches.py
+http_limits.install()  # header size and connection timeouts in uvicorn, see bento_service/http_limits.py

@@ -16,6 +16,11 @@ from enum import StrEnum
 CALIFORNIA_LONGITUDE = (-125.0, -113.5)
 CALIFORNIA_LATITUDE = (32.0, 42.5)
 
+# A census block group holds 600 to 3,000 people; the 1990 file's largest has 35,682 people and
+# 39,320 rooms. Ten times that is still accepted, a typo of a few orders of magnitude is not.
+MAX_POPULATION = 400_000
+MAX_ROOMS = 400_000
+
 OCEAN_PROXIMITY = ("<1H OCEAN", "INLAND", "NEAR OCEAN", "NEAR BAY", "ISLAND")
 IRIS_SPECIES = ("setosa", "versicolor", "virginica")
 
@@ -27,14 +32,21 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class NumericField:
-    """A float column with inclusive bounds. `nullable` only for raw data the model imputes."""
+    """A float column with inclusive, finite bounds: the plausible range of the quantity, wider than any
+    training data, so that a value no census block group (or flower) can have is rejected by preprocess
+    and by the service alike. `nullable`: the value may be missing (null or absent); the model imputes it."""
 
     name: str
     description: str
-    minimum: float = -math.inf
-    maximum: float = math.inf
+    minimum: float
+    maximum: float
     nullable: bool = False
     unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.minimum) and math.isfinite(self.maximum) and self.minimum <= self.maximum):
+            raise ValueError(f"{self.name}: bounds must be finite with minimum <= maximum, "
+                             f"got [{self.minimum}, {self.maximum}]")
 
 
 @dataclass(frozen=True)
@@ -92,14 +104,15 @@ HOUSING = TaskSchema(
         NumericField("longitude", "block group centroid longitude", *CALIFORNIA_LONGITUDE, unit="degrees"),
         NumericField("latitude", "block group centroid latitude", *CALIFORNIA_LATITUDE, unit="degrees"),
         NumericField("housing_median_age", "median age of the houses", 0, 200, unit="years"),
-        NumericField("total_rooms", "rooms in the block group", 0),
-        NumericField("total_bedrooms", "bedrooms in the block group", 0, nullable=True),
-        NumericField("population", "people living in the block group", 0),
-        NumericField("households", "households in the block group", 1),
-        NumericField("median_income", "median household income", 0, 1000, unit="tens of thousands of US dollars"),
+        NumericField("total_rooms", "rooms in the block group", 0, MAX_ROOMS),
+        NumericField("total_bedrooms", "bedrooms in the block group; null or absent if unknown (the model imputes "
+                     "it from total_rooms)", 0, MAX_ROOMS, nullable=True),
+        NumericField("population", "people living in the block group", 0, MAX_POPULATION),
+        NumericField("households", "households in the block group", 1, MAX_POPULATION),
+        NumericField("median_income", "median household income", 0, 100, unit="tens of thousands of US dollars"),
         CategoryField("ocean_proximity", "distance class to the ocean", OCEAN_PROXIMITY, required=False),
     ),
-    target=NumericField("median_house_value", "median house value", 0, unit="US dollars"),
+    target=NumericField("median_house_value", "median house value", 0, 10_000_000, unit="US dollars"),
     not_greater_than=(("total_bedrooms", "total_rooms"),),
     model_name="housing-regressor",
     prediction_metric="housing_prediction_value_usd",
@@ -112,7 +125,7 @@ IRIS = TaskSchema(
     task="iris",
     kind=Kind.CLASSIFICATION,
     features=tuple(
-        NumericField(name, f"{name.replace('_', ' ')} of the flower", 0, 100, unit="cm")
+        NumericField(name, f"{name.replace('_', ' ')} of the flower", 0, 50, unit="cm")
         for name in ("sepal_length", "sepal_width", "petal_length", "petal_width")
     ),
     target=CategoryField("species", "iris species", IRIS_SPECIES),

@@ -40,6 +40,7 @@ from stages.config import (
     plots_dir,
 )
 from stages.files import atomic_dir, atomic_path, read_json, write_json
+from stages.lifetime import start_stage
 from stages.models import load_model
 from stages.rawdata import read_split
 from stages.scoring import score
@@ -164,6 +165,7 @@ def write_outputs(task: str, params: dict[str, Any], report: dict[str, Any]) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
+    start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     args = parser.parse_args(argv)

@@ -22,6 +22,7 @@ from pathlib import Path
 from domain.schema import SCHEMAS, TASKS, TaskSchema
 from stages.config import load_params, raw_csv
 from stages.files import atomic_path, md5sum
+from stages.lifetime import start_stage
 
 
 class FetchError(RuntimeError):
@@ -87,6 +88,7 @@ def fetch(task: str, destination: Path, spec: dict[str, str], local_copy: str | 
 
 
 def main(argv: list[str] | None = None) -> None:
+    start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     args = parser.parse_args(argv)

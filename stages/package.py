@@ -24,6 +24,7 @@ from typing import Any
 from domain.schema import SCHEMAS, TASKS
 from stages.config import champion_info, champion_model, mlflow_info, reference_profile
 from stages.files import md5sum, read_json, write_json
+from stages.lifetime import start_stage
 from stages.models import load_model
 from stages.provenance import git_commit
 from stages.rawdata import read_split
@@ -85,6 +86,7 @@ def package(task: str, commit: str) -> str:
 
 
 def main() -> None:
+    start_stage()
     try:
         tags = {task: package(task, git_commit()) for task in TASKS}
     except FileNotFoundError as exc:

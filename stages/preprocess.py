@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from domain.schema import SCHEMAS, TASKS, Kind
 from stages.config import load_params, prepared_dir, raw_csv
 from stages.files import atomic_dir
+from stages.lifetime import start_stage
 from stages.rawdata import RawDataError, read_raw_csv, validate_raw
 
 
@@ -28,6 +29,7 @@ def split(frame: pd.DataFrame, task: str, test_size: float, seed: int) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> None:
+    start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     args = parser.parse_args(argv)

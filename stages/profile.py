@@ -27,6 +27,7 @@ from domain.drift import PROFILE_VERSION, bin_indices, n_bins
 from domain.schema import SCHEMAS, TASKS, CategoryField, Kind
 from stages.config import champion_model, load_params, reference_profile
 from stages.files import atomic_path
+from stages.lifetime import start_stage
 
 
 def _with_proportions(spec: dict[str, Any], values: pd.Series) -> dict[str, Any]:
@@ -84,6 +85,7 @@ def build_profile(task: str, X: pd.DataFrame, predictions: np.ndarray, settings:
 
 
 def main(argv: list[str] | None = None) -> None:
+    start_stage()
     from stages.models import load_model
     from stages.rawdata import read_split
 

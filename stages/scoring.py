@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import parallel_config
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
 from domain.schema import SCHEMAS, Kind
+from stages.lifetime import fold_parallelism
 
 REGRESSION_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
 CLASSIFICATION_SCORING = {"accuracy": "accuracy", "f1_macro": "f1_macro"}
@@ -81,13 +81,6 @@ def single_threaded(model: BaseEstimator) -> BaseEstimator:
     """
     jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
     return model.set_params(**jobs) if jobs else model
-
-
-def fold_parallelism(backend: str) -> Any:
-    """joblib's settings for CV folds. Worker processes run their native pools with one thread, as the parent
-    does: a pool's size changes the order in which HistGradientBoosting sums gradients, so scores would differ
-    in their last digits between machines with different core counts. (Threads share the parent's limit.)"""
-    return parallel_config(backend=backend, inner_max_num_threads=1 if backend == "loky" else None)
 
 
 def cross_validation(

@@ -27,6 +27,7 @@ from stages.candidates import build_pipeline, fold_backend
 from stages.champion import prediction_cost
 from stages.config import candidate_dir, load_params
 from stages.files import atomic_dir, write_json
+from stages.lifetime import start_stage
 from stages.models import save_model
 from stages.rawdata import read_split
 from stages.scoring import cross_validation, single_threaded
@@ -82,6 +83,7 @@ def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple
 
 
 def main(argv: list[str] | None = None) -> None:
+    start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     parser.add_argument("candidate")

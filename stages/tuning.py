@@ -36,14 +36,8 @@ from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
-from stages.scoring import (
-    cross_validation,
-    cv_plan,
-    flat_scores,
-    fold_parallelism,
-    single_threaded,
-    summarise_folds,
-)
+from stages.lifetime import fold_parallelism
+from stages.scoring import cross_validation, cv_plan, flat_scores, single_threaded, summarise_folds
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.clients import concurrent_clients
 from tests.support.dvc_repo import PipelineRepo
 from tests.support.live_server import LiveServer
 
@@ -198,9 +199,8 @@ def test_every_answered_request_survives_kill_9(tmp_path: Path, built_repo: Pipe
     """Under load, SIGKILL the server: every 200 has its row. Two workers share the same log files."""
     live = LiveServer("bento_service.service:PredictionService", tmp_path / "logs", env={"WORKERS": workers})
     answered: list[str] = []
-    stop = threading.Event()
 
-    def load() -> None:
+    def load(stop: threading.Event) -> None:
         with httpx.Client(timeout=10) as client:
             while not stop.is_set():
                 try:
@@ -211,16 +211,10 @@ def test_every_answered_request_survives_kill_9(tmp_path: Path, built_repo: Pipe
                     answered.append(response.json()["request_id"])
     try:
         live.wait_ready()
-        threads = [threading.Thread(target=load) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        time.sleep(3)
-        live.kill()
-        stop.set()
-        for thread in threads:
-            thread.join()
+        with concurrent_clients(load, 8):
+            time.sleep(3)
+            live.kill()
     finally:
-        stop.set()
         live.stop()
     with pytest.raises(httpx.ConnectError):  # no worker survived to keep answering
         httpx.get(f"{live.url}/livez", timeout=2)

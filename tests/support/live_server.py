@@ -26,9 +26,11 @@ def private_home(path: Path) -> Path:
 
 
 class LiveServer(ServerProcess):
-    """`bentoml serve TARGET` logging to `log_dir`; `stop()` ends it and every worker it spawned."""
+    """`bentoml serve TARGET` logging to `log_dir`; `stop()` ends it and every worker it spawned.
 
-    def __init__(self, target: str, log_dir: Path, env: dict[str, str] | None = None,
+    `env` adds to (a value None: removes from) the test process's environment and the defaults below."""
+
+    def __init__(self, target: str, log_dir: Path, env: dict[str, str | None] | None = None,
                  cwd: Path = PROJECT_ROOT, work_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -38,7 +40,11 @@ class LiveServer(ServerProcess):
         environment.update({"PREDICTION_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1",
                             "BENTOML_HOME": str(private_home(work_dir / f"bentoml-{self.port}")),
                             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"})
-        environment.update(env or {})
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
         command = [str(Path(sys.executable).parent / "bentoml"), "serve", target, "--host", "127.0.0.1",
                    "--port", str(self.port)]
         super().__init__(command, cwd=cwd, env=environment, output=work_dir / f"server-{self.port}.log",

@@ -1,14 +1,20 @@
-"""The prediction log's writer, without a server: encoding, group acknowledgement, cancelled waiters."""
+"""The prediction log's writer, without a server: encoding, group acknowledgement, cancelled waiters, files
+deleted under it, and a group that cannot be written (a file size limit stands in for a full disk)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import resource
+import signal
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 from prediction_log.store import ErrorRow, PredictionRow, encode_errors, encode_predictions
-from prediction_log.writer import PredictionLog
+from prediction_log.writer import LogUnavailable, PredictionLog
 
 
 def test_json_lines_are_what_json_dumps_of_the_row_gives() -> None:
@@ -61,3 +67,71 @@ def test_a_waiter_cancelled_meanwhile_does_not_stop_the_writer(tmp_path: Path) -
     log.close()
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert {r[0] for r in db.execute("SELECT request_id FROM predictions")} == {"gone", "next"}
+
+
+def _ids(db_path: Path, table: str = "predictions") -> set[str]:
+    with sqlite3.connect(db_path) as db:
+        return {r[0] for r in db.execute(f"SELECT request_id FROM {table}")}
+
+
+def test_a_deleted_database_is_reopened_and_no_later_row_is_lost(tmp_path: Path) -> None:
+    reopened: list[tuple[str, str]] = []
+    log = PredictionLog(tmp_path, on_reopen=lambda file, reason: reopened.append((file, reason)))
+    log.start()
+
+    async def write(prefix: str, n: int) -> None:
+        await asyncio.gather(*(log.write([PredictionRow(f"{prefix}{i}", "housing", "m", {}, 1.0, 1.0)])
+                               for i in range(n)))
+
+    asyncio.run(write("before", 20))
+    (tmp_path / "predictions.db").unlink()
+    asyncio.run(write("after", 30))
+    (tmp_path / "predictions.jsonl").unlink()
+    asyncio.run(write("again", 5))
+    log.close()
+    assert _ids(tmp_path / "predictions.db") == {f"after{i}" for i in range(30)} | {f"again{i}" for i in range(5)}
+    assert reopened == [("database", "deleted"), ("jsonl", "deleted")]
+    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 5
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[Callable[[int], None]]:
+    """Limit the size of any file this process writes (a short write, then EFBIG: a disk that fills up)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def limit(size: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_group_that_cannot_be_written_leaves_no_row_no_partial_line_and_the_real_error(
+        tmp_path: Path, file_size_limit: Callable[[int], None], caplog: pytest.LogCaptureFixture) -> None:
+    health: list[bool] = []
+    log = PredictionLog(tmp_path, on_health=health.append)
+    log.start()
+    jsonl = tmp_path / "predictions.jsonl"
+
+    async def write(prefix: str, n: int, size: int = 10) -> None:
+        await asyncio.gather(*(log.write([PredictionRow(f"{prefix}{i}", "housing", "m", {"x": "y" * size}, 1.0, 1.0)])
+                               for i in range(n)))
+
+    asyncio.run(write("ok", 3))
+    before = jsonl.read_bytes()
+    file_size_limit(len(before) + 2000)  # room for part of the next group's lines only
+    with pytest.raises(LogUnavailable) as failure:
+        asyncio.run(write("big", 50, size=200))
+    assert "File too large" in str(failure.value) or "disk is full" in str(failure.value)
+    assert "cannot rollback" not in str(failure.value) and "cannot rollback" not in caplog.text
+    assert "rows not logged" in caplog.text
+    assert jsonl.read_bytes() == before, "a failed group left (part of) its lines"
+    assert not log.healthy and health == [False]
+    file_size_limit(resource.RLIM_INFINITY)
+    asyncio.run(write("later", 4))
+    log.close()
+    assert _ids(tmp_path / "predictions.db") == {"ok0", "ok1", "ok2", "later0", "later1", "later2", "later3"}
+    assert [json.loads(line)["request_id"] for line in jsonl.read_text().splitlines()] == \
+        ["ok0", "ok1", "ok2", "later0", "later1", "later2", "later3"]
+    assert health == [False, True]

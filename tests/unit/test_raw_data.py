@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from domain.schema import HOUSING, IRIS
-from stages.rawdata import RawDataError, validate_raw
+from domain.schema import HOUSING, IRIS, SCHEMAS, NumericField
+from stages.rawdata import RawDataError, read_raw_csv, validate_raw
 from tests.support.data_factory import housing_frame
 
 
@@ -28,7 +30,9 @@ def test_valid_frame_passes_and_is_numeric() -> None:
             population=lambda d: d.population.where(d.index != 3, "lots")),
          "'population' has non-numeric values ('lots' at line 5)"),
         (lambda f: f.assign(households=lambda d: d.households.where(d.index != 0, 0)),
-         "'households' has values outside [1, inf] at line 2"),
+         "'households' has values outside [1, 400000] at line 2"),
+        (lambda f: f.assign(total_rooms=lambda d: d.total_rooms.where(d.index != 5, 1e308)),
+         "'total_rooms' has values outside [0, 400000] at line 7"),
         (lambda f: f.assign(median_income=lambda d: d.median_income.where(d.index != 7)),
          "'median_income' has missing values at line 9"),
         (lambda f: f.assign(ocean_proximity=lambda d: d.ocean_proximity.where(d.index != 1, "MARS")),
@@ -59,3 +63,44 @@ def test_iris_species_must_be_known() -> None:
                           "petal_width": [0.2], "species": ["daisy"]})
     with pytest.raises(RawDataError, match="unknown category 'daisy'"):
         validate_raw(frame, IRIS, "data/raw/iris.csv")
+
+
+def test_every_numeric_field_has_a_finite_plausible_range() -> None:
+    for schema in SCHEMAS.values():
+        for spec in (*schema.features, schema.target):
+            if isinstance(spec, NumericField):
+                assert -1e9 < spec.minimum < spec.maximum < 1e9, spec.name
+    with pytest.raises(ValueError, match="finite"):
+        NumericField("x", "unbounded", 0, float("inf"))
+
+
+def test_the_real_housing_data_lies_within_the_ranges(real_housing_csv: Path) -> None:
+    """The ranges are wider than the data the models were trained on: the real file passes unchanged."""
+    raw = read_raw_csv(real_housing_csv)
+    out = validate_raw(raw, HOUSING, real_housing_csv)
+    assert len(out) == 20640 and out["total_bedrooms"].isna().sum() == 207
+    for spec in HOUSING.features:
+        if isinstance(spec, NumericField):
+            assert spec.minimum <= out[spec.name].min() and out[spec.name].max() <= spec.maximum, spec.name
+
+
+def test_a_byte_that_is_not_utf8_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "housing.csv"
+    lines = housing_frame(5).to_csv(index=False).encode().splitlines(keepends=True)
+    lines[3] = lines[3].replace(b"NEAR", b"N\xe9AR", 1) if b"NEAR" in lines[3] else lines[3][:-1] + b"\xff\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(RawDataError) as error:
+        read_raw_csv(path)
+    assert str(error.value).startswith(f"{path}: not UTF-8 text")
+    assert "at line 4" in str(error.value)
+
+
+def test_a_wrong_field_count_is_reported_with_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "housing.csv"
+    lines = housing_frame(5).to_csv(index=False).splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + ",1,2\n"
+    path.write_text("".join(lines))
+    with pytest.raises(RawDataError) as error:
+        read_raw_csv(path)
+    assert str(error.value).startswith(f"{path}: cannot be parsed as CSV")
+    assert "line 3" in str(error.value)

@@ -1,0 +1,181 @@
+"""The two files of the prediction log as the writer holds them open, and how each notices it was removed.
+
+Both are shared by every worker of a server. `JsonlFile` appends a group's lines all-or-nothing
+(under an flock, a short write is finished or undone), so a failed group leaves no partial line.
+`Database` is the SQLite connection plus a "pin": a plain descriptor on the same file, with a shared
+flock, by which a worker notices that the path no longer names its file (deleted or replaced) and
+by which all workers agree on when a new database may be created at the path: only once every
+worker has closed the old one, because SQLite names its -wal and -shm files after the path, so an
+old connection that closes last would delete the new database's write-ahead log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from prediction_log.store import SCHEMA, connect
+
+Identity = tuple[int, int]  # (st_dev, st_ino)
+
+
+def moved(path: Path, identity: Identity | None) -> str | None:
+    """'deleted' if nothing is at `path`, 'replaced' if another file is, None if it is still the file we hold."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "deleted"
+    return None if (st.st_dev, st.st_ino) == identity else "replaced"
+
+
+def _identity(fd: int) -> Identity:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+class JsonlFile:
+    """predictions.jsonl, opened for appending."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._identity: Identity | None = None
+
+    def open(self) -> None:
+        self.close()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._identity = _identity(self._fd)
+
+    def moved(self) -> str | None:
+        return moved(self.path, self._identity)
+
+    @contextlib.contextmanager
+    def appending(self, lines: list[str]) -> Iterator[None]:
+        """Append `lines` at enter; if the write or the body fails, cut the file back to where it was.
+
+        The flock keeps other workers' groups out of the way while a group may still be undone."""
+        assert self._fd is not None
+        fd = self._fd
+        data = memoryview(("\n".join(lines) + "\n").encode()) if lines else memoryview(b"")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                while data:
+                    written = os.write(fd, data)
+                    if written <= 0:
+                        raise OSError(f"short write to {self.path}: 0 of {len(data)} bytes")
+                    data = data[written:]
+                yield
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+class Database:
+    """predictions.db: a SQLite connection, and a pinned descriptor with a shared flock on the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.connection: sqlite3.Connection | None = None
+        self._pin: int | None = None
+        self._identity: Identity | None = None
+        self.reopen_pending = False  # the path stopped naming our file and a reopen has not succeeded yet
+
+    def open(self) -> None:
+        """Connect (creating the file and tables if needed) and pin the file."""
+        connection = connect(self.path)
+        try:
+            connection.executescript(SCHEMA)
+            pin = os.open(self.path, os.O_RDONLY)
+        except BaseException:
+            connection.close()
+            raise
+        fcntl.flock(pin, fcntl.LOCK_SH)
+        self.connection, self._pin, self._identity = connection, pin, _identity(pin)
+
+    def moved(self) -> str | None:
+        return moved(self.path, self._identity)
+
+    def reconnect(self) -> None:
+        """A new connection to the same file (after an error that may have left the old one unusable)."""
+        self._close_connection()
+        connection = connect(self.path)
+        self.connection = connection
+
+    @contextlib.contextmanager
+    def transaction(self, commit: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK if not `commit`: a test of the tables); on failure the
+        transaction is rolled back if SQLite has not already done so, and the original error is raised
+        (never "cannot rollback - no transaction is active")."""
+        connection = self.connection
+        assert connection is not None
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+            connection.execute("COMMIT" if commit else "ROLLBACK")
+        except BaseException:
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            raise
+
+    def reopen(self, wait_s: float) -> bool:
+        """After the path stopped naming our file: close it, wait until every other worker has closed it too
+        (the exclusive flock on the old file), then open whatever the path names, creating a new database if
+        no other worker has. Returns False (database closed) if the others did not let go within `wait_s`."""
+        self._close_connection()
+        old_pin, self._pin = self._pin, None
+        self.reopen_pending = True
+        if old_pin is not None and not _lock_exclusive(old_pin, wait_s):
+            self._pin = old_pin
+            return False
+        try:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                for suffix in ("-wal", "-shm"):  # the old database's, now unused by anyone
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self.open()
+        finally:
+            if old_pin is not None:
+                os.close(old_pin)
+        self.reopen_pending = False
+        return True
+
+    def _close_connection(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.connection.close()
+            self.connection = None
+
+    def close(self) -> None:
+        self._close_connection()
+        if self._pin is not None:
+            os.close(self._pin)
+            self._pin = None
+
+
+def _lock_exclusive(fd: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
