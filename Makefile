@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+TEAM_INSTALLED := $(VENV)/.installed-team
 PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
@@ -12,7 +13,8 @@ export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
 
 BENTO_NAME := prediction_service
 
-.PHONY: install run repro bento serve report monitor test test-unit lint bench bench-smoke clean-venv
+.PHONY: install install-team run repro bento serve report monitor test test-unit lint bench bench-smoke \
+	mlflow-server clean-venv
 
 install: $(INSTALLED)
 
@@ -21,17 +23,23 @@ $(INSTALLED): requirements.txt constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	@touch $@
 
+## install-team: DVC's SSH and S3 remote plugins and the MLflow server's PostgreSQL driver (README "Team setup")
+install-team: $(TEAM_INSTALLED)
+
+$(TEAM_INSTALLED): $(INSTALLED) requirements-team.txt constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-team.txt -c constraints.txt
+	@touch $@
+
 ## run: the whole pipeline (dvc repro), then build the Bento and print its tag
 run: repro bento
 
 repro: install
 	dvc repro
 
-## bento: package the service and the champions into a Bento
-# `stages.package` first: it fills this machine's BentoML model store from models/ (a no-op when the models are
-# there). `dvc repro` skips the stage when its output is unchanged, e.g. on a fresh clone or after `dvc pull`.
+## bento: package the service and the champions into a Bento (after `dvc pull`, first fills this machine's
+## BentoML store with the pulled champions: DVC has nothing to run then)
 bento: install
-	@$(BIN)/python -m stages.package
+	@$(BIN)/python -m stages.package --missing-only >/dev/null
 	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
 	@echo "Built Bento: $$(cat .bento-tag)  (serve it: bentoml serve $$(cat .bento-tag))"
 
@@ -49,8 +57,9 @@ SINCE ?= 24h
 monitor: install
 	$(BIN)/python -m monitoring.monitor --task $(TASK) --since $(SINCE) --log-dir $(PREDICTION_LOG_DIR) --out reports
 
-## test: the whole test suite, every tier (tests/unit, tests/pipeline, tests/service, tests/container)
-test: install
+## test: the whole test suite, every tier (tests/unit, tests/pipeline, tests/service, tests/container);
+## the team-mode tests need the team plugins and drivers too
+test: install install-team
 	$(BIN)/python -m pytest
 
 ## test-unit: the in-process tier only (under a minute)
@@ -66,6 +75,17 @@ bench: install
 ## bench-smoke: the same harness, a few seconds per server, into .artifacts/bench-smoke/ (needs `make run` first)
 bench-smoke: install
 	$(BIN)/python -m bench --smoke
+
+## mlflow-server: a team's MLflow tracking server on PostgreSQL, artifacts proxied (clients need no storage
+## credentials). MLFLOW_BACKEND_STORE_URI=postgresql://user:password@host:5432/mlflow, MLFLOW_ARTIFACTS_DESTINATION
+## (a directory or s3://bucket/prefix), MLFLOW_HOST, MLFLOW_PORT.
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+MLFLOW_ARTIFACTS_DESTINATION ?= $(CURDIR)/mlflow-server-artifacts
+mlflow-server: install-team
+	@test -n "$(MLFLOW_BACKEND_STORE_URI)" || { echo "set MLFLOW_BACKEND_STORE_URI=postgresql://..." >&2; exit 2; }
+	mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --backend-store-uri "$(MLFLOW_BACKEND_STORE_URI)" \
+	    --artifacts-destination "$(MLFLOW_ARTIFACTS_DESTINATION)"
 
 ## lint: ruff
 lint: install

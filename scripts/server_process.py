@@ -30,13 +30,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`command` in a new session, output to `output`; `wait_ready` polls `ready_url` for a 200."""
+    """`command` in a new session, output to `output`; `wait_ready` polls `ready_url` for a 200, or, for a
+    server that speaks no HTTP (sshd), waits until 127.0.0.1:`ready_port` accepts connections."""
 
     def __init__(self, command: Sequence[str], *, cwd: Path, env: Mapping[str, str], output: Path,
-                 ready_url: str) -> None:
+                 ready_url: str | None = None, ready_port: int | None = None) -> None:
+        if (ready_url is None) == (ready_port is None):
+            raise ValueError("give exactly one of ready_url and ready_port")
         self.command = list(command)
         self.output = output
         self.ready_url = ready_url
+        self.ready_port = ready_port
         output.parent.mkdir(parents=True, exist_ok=True)
         self._out = open(output, "wb")  # noqa: SIM115 - closed in stop(), lives as long as the server
         self.process = subprocess.Popen(self.command, cwd=cwd, env=dict(env), stdout=self._out,
@@ -49,15 +53,21 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.command[0]} exited {self.process.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=2) as response:
-                    if response.status == 200:
-                        self.ready_after_s = time.monotonic() - self.started_at
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if self._ready():
+                self.ready_after_s = time.monotonic() - self.started_at
+                return
             time.sleep(0.2)
         raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def _ready(self) -> bool:
+        try:
+            if self.ready_url is not None:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+                    return response.status == 200
+            with socket.create_connection(("127.0.0.1", self.ready_port), timeout=2):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
 
     def log_text(self) -> str:
         if not self._out.closed:

@@ -122,9 +122,10 @@ def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> dict[s
     champion = report["champion"]
     summaries = load_candidates(task, list(report["candidates"]))
     runs, logged = {}, []
+    datasets = tracking.training_datasets(task)
     for name, result in report["candidates"].items():
         run = tracking.candidate_run(task, name, candidate_dir(task, name) / "model.joblib", summaries[name],
-                                     params["data"][task]["md5"], latency_rows=report["X_test"])
+                                     params["data"][task]["md5"], latency_rows=report["X_test"], datasets=datasets)
         tracking.add_metrics(run.run_id, {"test": result["test"]}, tags={"champion": str(name == champion).lower()})
         runs[name] = {"run_id": run.run_id, "model_uri": run.model_uri}
         if run.logged_now:

@@ -12,10 +12,15 @@ service loads it for the live drift score and `make monitor` for the offline rep
 measured against the training data of the model that made the predictions.
 
     python -m stages.package
+    python -m stages.package --missing-only   # `make bento`: fill this machine's store after `dvc pull`
+
+After `dvc pull` (team mode) every output is in place and DVC runs nothing, but this machine's BentoML store
+is empty: `--missing-only` saves the champions the store lacks and leaves the models already there as they are.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -54,8 +59,10 @@ def provenance(task: str, commit: str) -> dict[str, Any]:
     }
 
 
-def package(task: str, commit: str) -> str:
-    """Save one task's champion into the model store (unless that very model is there); return its tag."""
+def package(task: str, commit: str, missing_only: bool = False) -> str:
+    """Save one task's champion into the model store (unless that very model is there); return its tag.
+
+    `missing_only`: a model already stored under the tag is kept even if its provenance differs."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -76,7 +83,7 @@ def package(task: str, commit: str) -> str:
     except NotFound:
         stored = None
     if stored is not None:
-        if dict(stored.info.metadata) == metadata:
+        if missing_only or dict(stored.info.metadata) == metadata:
             return tag
         bentoml.models.delete(tag)  # same model, newer provenance (another MLflow run, another commit)
     bentoml.sklearn.save_model(tag, load_model(champion_model(task)), metadata=metadata, labels={"task": task},
@@ -85,10 +92,14 @@ def package(task: str, commit: str) -> str:
     return tag
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--missing-only", action="store_true",
+                        help="only save the champions this machine's BentoML store lacks (after `dvc pull`)")
+    args = parser.parse_args(argv)
     start_stage()
     try:
-        tags = {task: package(task, git_commit()) for task in TASKS}
+        tags = {task: package(task, git_commit(), args.missing_only) for task in TASKS}
     except FileNotFoundError as exc:
         sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate profile` first")
     write_json("models/bento_models.json", tags)

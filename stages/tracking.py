@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,11 +24,11 @@ import mlflow
 import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 import domain
 from domain.schema import SCHEMAS, CategoryField, Kind
-from stages.config import repo_root
+from stages.config import prepared_dir, repo_root
 from stages.files import md5sum
 from stages.models import load_model
 from stages.provenance import git_commit
@@ -37,7 +38,7 @@ from stages.tuning import trials_table
 # What a candidate run records (tags, params, metrics, artifacts, model flavour). Runs are found again only with
 # the same format: bump it when the logging changes in a way old runs should not stand for, and the next
 # `evaluate` logs every candidate afresh.
-RUN_FORMAT = "1"
+RUN_FORMAT = "2"
 
 # Types skops must be told to trust when loading our models. MLflow saves each model with skops and loads it
 # back trusting exactly these, so anything else in a model fails `evaluate`: extend the list deliberately.
@@ -97,14 +98,44 @@ def run_tags(task: str, candidate: str, summary: dict[str, Any], raw_md5: str, m
 
 
 def signature(task: str, output_type: str) -> ModelSignature:
-    """Model input schema from the task schema: optional fields stay optional."""
+    """Model input schema from the task schema: optional fields stay optional, numbers may be integers.
+
+    MLflow 3.17 has no "integer or float" column type: "double" refuses int64 columns (what
+    `pd.DataFrame([{"housing_median_age": 41, ...}])` gives), "long" refuses floats and NaN (a missing
+    total_bedrooms). A numeric field is therefore typed Any, so MLflow passes ints and floats through
+    unchanged; the model itself converts every numeric column to float (`to_numpy(dtype=float)` in
+    HousingFeatures, scikit-learn's input check for iris) and fails on a value that is not a number.
+    """
     columns = []
     for spec in SCHEMAS[task].features:
         if isinstance(spec, CategoryField):
             columns.append(ColSpec("string", spec.name, required=spec.required))
         else:
-            columns.append(ColSpec("double", spec.name))
+            columns.append(ColSpec(AnyType(), spec.name))
     return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec(output_type)]))
+
+
+def run_name(candidate: str, md5: str) -> str:
+    """What the MLflow UI lists: the candidate and its model's short hash (the same candidate trained with
+    other params or data is another model, another run)."""
+    return f"{candidate}-{md5[:8]}"
+
+
+def split_dataset(task: str, split: str) -> mlflow.data.Dataset:
+    """A prepared split as an MLflow dataset: its DVC path as the source and the file's md5 (what dvc.lock
+    records for it) as the digest, with the rows' schema and count."""
+    path = prepared_dir(task) / f"{split}.csv"
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local-file dataset source twice and warns that a path matches both.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        return mlflow.data.from_pandas(pd.read_csv(path), source=path.as_posix(),
+                                       targets=SCHEMAS[task].target.name, name=f"{task}-{split}",
+                                       digest=md5sum(path))
+
+
+def training_datasets(task: str) -> dict[str, mlflow.data.Dataset]:
+    """The data a candidate run records (`mlflow.log_input`): context -> split it was trained / evaluated on."""
+    return {"training": split_dataset(task, "train"), "evaluation": split_dataset(task, "test")}
 
 
 def find_candidate_run(experiment: str, candidate: str, md5: str) -> tuple[str, str] | None:
@@ -134,14 +165,18 @@ def logged_params(summary: dict[str, Any]) -> dict[str, Any]:
 
 def log_candidate(
     experiment: str, task: str, candidate: str, model: Any, summary: dict[str, Any], tags: dict[str, str],
-    latency: dict[str, float],
+    latency: dict[str, float], datasets: dict[str, mlflow.data.Dataset],
 ) -> tuple[str, str]:
-    """One MLflow run for one trained candidate: params, CV metrics, cost and latency, the search, tags, the model.
+    """One MLflow run for one trained candidate: params, CV metrics, cost and latency, the search, tags, the
+    data it was trained and evaluated on (`datasets`: context -> dataset), the model.
 
     Returns (run id, model URI); the URI (`models:/m-...` in MLflow 3) is what gets registered.
     """
     output_type = "double" if SCHEMAS[task].kind is Kind.REGRESSION else "string"
-    with mlflow.start_run(experiment_id=experiment, run_name=candidate, tags=tags) as run:
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name(candidate, tags["model_md5"]),
+                          tags=tags) as run:
+        for context, dataset in datasets.items():
+            mlflow.log_input(dataset, context=context)
         mlflow.log_params(flatten(logged_params(summary)))
         mlflow.log_metrics(flat_scores({"cv": summary["cv"], "cost": summary["cost"], "latency": latency}))
         if "search" in summary:
@@ -189,9 +224,10 @@ class CandidateRun(NamedTuple):
 
 
 def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str, Any], raw_md5: str,
-                  latency_rows: pd.DataFrame) -> CandidateRun:
+                  latency_rows: pd.DataFrame, datasets: dict[str, mlflow.data.Dataset]) -> CandidateRun:
     """The MLflow run of a trained candidate: its existing run, or a new one logged now (with the predict latency
-    measured on `latency_rows` on this machine: a report, not an input of any decision)."""
+    measured on `latency_rows` on this machine: a report, not an input of any decision, and the `datasets`
+    of `training_datasets`)."""
     md5 = md5sum(model_file)  # what DVC caches: the identity of a trained candidate
     experiment = experiment_id(task)
     found = find_candidate_run(experiment, candidate, md5)
@@ -200,7 +236,8 @@ def candidate_run(task: str, candidate: str, model_file: Path, summary: dict[str
     tags = run_tags(task, candidate, summary, raw_md5, md5)
     model = load_model(model_file)
     latency = predict_latency(model, latency_rows)
-    return CandidateRun(*log_candidate(experiment, task, candidate, model, summary, tags, latency), logged_now=True)
+    return CandidateRun(*log_candidate(experiment, task, candidate, model, summary, tags, latency, datasets),
+                        logged_now=True)
 
 
 def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> None:

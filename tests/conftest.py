@@ -25,7 +25,8 @@ from tests.support import PROJECT_ROOT
 from tests.support.data_factory import housing_frame
 from tests.support.dvc_repo import PipelineRepo
 
-pytest_plugins = ["tests.support.container"]  # container_engine, bento_image_builder
+# container_engine, bento_image_builder; postgres (the session's PostgreSQL cluster), postgres_database
+pytest_plugins = ["tests.support.container", "tests.support.postgres"]
 
 TIERS = ("unit", "pipeline", "service", "container")
 

@@ -1,68 +1,117 @@
-"""A team's MLflow tracking server over HTTP: `MLFLOW_TRACKING_URI=http://...` and evaluate logs there.
+"""A team's MLflow server as README "Team setup" runs it: `mlflow server` on PostgreSQL with proxied artifacts.
 
-A real `mlflow server` (SQLite backend, artifacts served by the server itself) on a free 127.0.0.1 port.
-Pointing an already reproduced repository at it and re-running only the evaluate stages must fill the
-server with every candidate's run and the registered champion, with no retraining; a second evaluate
-must reuse those runs rather than log them again; the registered champion must load over HTTP.
+The session's real PostgreSQL cluster (tests/support/postgres.py) gives this test a database of its own; a real
+`mlflow server` (tests/support/mlflow_server.py) serves it over HTTP on a free 127.0.0.1 port. Pointing an already
+reproduced repository at it and re-running only the evaluate stages must fill the server with every candidate's
+run (named, with the data it was trained and evaluated on) and the registered champions, with no retraining;
+changing the champion rule must reuse those runs and move the `champion` alias; and the champion must load and
+predict from a directory that has no access to the repository (the model carries its code).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
 import pandas as pd
-import pytest
 
-from scripts.server_process import ServerProcess, free_port
+from stages.files import md5sum
+from tests.support import PROJECT_ROOT
 from tests.support.dvc_repo import PipelineRepo, ran_stages
+from tests.support.mlflow_server import mlflow_server
+
+RECORD = {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41, "total_rooms": 880,
+          "total_bedrooms": 129, "population": 322, "households": 126, "median_income": 8.3252,
+          "ocean_proximity": "NEAR BAY"}
+
+# Run by a Python that cannot see the repository (-I: no cwd, no PYTHONPATH on sys.path; cwd: an empty dir).
+LOAD_ELSEWHERE = """
+import importlib.util, json, sys
+import mlflow, pandas as pd
+assert importlib.util.find_spec("domain") is None, "the repository's code is importable"
+model = mlflow.pyfunc.load_model("models:/housing-regressor@champion")
+predictions = model.predict(pd.DataFrame(json.loads(sys.argv[1])))
+import domain
+print(json.dumps({"predictions": [float(p) for p in predictions], "domain": domain.__file__}))
+"""
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # it starts uvicorn via PATH
-    server = ServerProcess(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        cwd=tmp_path, env=env, output=tmp_path / "mlflow-server.log", ready_url=f"http://127.0.0.1:{port}/health")
-    try:
-        server.wait_ready(timeout=90)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+def check_runs(client, repo: PipelineRepo, task: str) -> list:
+    """Every candidate of `task` has a run on the server, and every run is named `<candidate>-<md5[:8]>`, with its
+    metrics and the two splits it was trained and evaluated on (DVC path, md5)."""
+    runs = client.search_runs([client.get_experiment_by_name(task).experiment_id])
+    assert {r.data.tags["candidate"] for r in runs} == set(repo.params()[task]["candidates"])
+    splits = {split: md5sum(repo.path / f"data/prepared/{task}/{split}.csv") for split in ("train", "test")}
+    for run in runs:
+        candidate = run.data.tags["candidate"]
+        assert run.info.run_name == f"{candidate}-{run.data.tags['model_md5'][:8]}"
+        assert run.data.tags["dvc_stage"] == f"train-{task}@{candidate}"
+        metric = repo.params()[task]["champion"]["metric"]
+        assert f"cv_{metric}_mean" in run.data.metrics and f"test_{metric}" in run.data.metrics
+        inputs = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
+                  for i in run.inputs.dataset_inputs}
+        assert {c: (d.name, d.digest, json.loads(d.source)["uri"]) for c, d in inputs.items()} == {
+            "training": (f"{task}-train", splits["train"], f"data/prepared/{task}/train.csv"),
+            "evaluation": (f"{task}-test", splits["test"], f"data/prepared/{task}/test.csv"),
+        }
+    return runs
 
 
-def test_evaluate_logs_every_candidate_into_a_team_server(repo: PipelineRepo, mlflow_server: str,
-                                                          mlflow_tracking_uri) -> None:
-    import mlflow
+def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_anywhere(
+        repo: PipelineRepo, postgres_database: str, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    server = {"MLFLOW_TRACKING_URI": mlflow_server}
-    first = repo.repro("-f", "-s", "evaluate@iris", env=server)
-    assert ran_stages(first.output) == {"evaluate@iris"}  # no retraining
+    with mlflow_server(postgres_database, tmp_path / "server") as url:
+        server = {"MLFLOW_TRACKING_URI": url}
+        first = repo.repro("-f", "-s", "evaluate@housing", "evaluate@iris", env=server)
+        assert ran_stages(first.output) == {"evaluate@housing", "evaluate@iris"}  # no retraining
 
-    client = MlflowClient(tracking_uri=mlflow_server)
-    experiment = client.get_experiment_by_name("iris")
-    runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.tags["candidate"] for r in runs) == sorted(repo.params()["iris"]["candidates"])
-    for run in runs:
-        assert "cv_accuracy_mean" in run.data.metrics and "test_accuracy" in run.data.metrics
-        assert run.data.tags["dvc_stage"] == f"train-iris@{run.data.tags['candidate']}"
-    tracked = repo.json("models/iris/mlflow.json")
-    assert client.get_model_version_by_alias("iris-classifier", "champion").run_id == tracked["champion_run_id"]
+        client = MlflowClient(tracking_uri=url)
+        for task in ("housing", "iris"):
+            check_runs(client, repo, task)
+            tracked = repo.json(f"models/{task}/mlflow.json")
+            registered = tracked["registered_model"]
+            assert client.get_model_version_by_alias(registered, "champion").run_id == tracked["champion_run_id"]
+        before = repo.json("models/housing/mlflow.json")
+        runs_before = {name: run["run_id"] for name, run in before["runs"].items()}
+        assert len(check_runs(client, repo, "housing")) == len(runs_before)  # one run per candidate
 
-    second = repo.repro("-f", "-s", "evaluate@iris", env=server)
-    assert "new runs for none" in second.output
-    assert len(client.search_runs([experiment.experiment_id])) == len(runs)
-    assert repo.json("models/iris/mlflow.json")["model_version"] == tracked["model_version"]
+        # The champion retrained with `scale` toggled (a standard scaler in front: another model file, another md5,
+        # the same ranking): evaluate logs that one new run, reuses the others, registers a new version and moves
+        # the alias to it.
+        champion = repo.json("models/housing/champion.json")["candidate"]
+        params = repo.params()
+        params["housing"]["candidates"][champion]["scale"] = not params["housing"]["candidates"][champion].get(
+            "scale", False)
+        repo.write_params(params)
+        second = repo.repro("evaluate@housing", env=server)
+        assert ran_stages(second.output) == {f"train-housing@{champion}", "evaluate@housing"}, second.output
+        unchanged = len(runs_before) - 1
+        assert f"new runs for {champion}; {unchanged} unchanged" in second.output, second.output
+        assert repo.json("models/housing/champion.json")["candidate"] == champion
+        runs_after = {name: run["run_id"] for name, run in repo.json("models/housing/mlflow.json")["runs"].items()}
+        assert len(check_runs(client, repo, "housing")) == len(runs_before) + 1  # the retrained champion's run
+        assert runs_after[champion] != runs_before[champion]
+        assert {k: v for k, v in runs_after.items() if k != champion} == {
+            k: v for k, v in runs_before.items() if k != champion}
+        moved = client.get_model_version_by_alias("housing-regressor", "champion")
+        assert (moved.run_id, moved.version) == (runs_after[champion], str(int(before["model_version"]) + 1))
+        assert repo.json("models/housing/mlflow.json")["model_version"] == moved.version
 
-    mlflow_tracking_uri(mlflow_server)
-    rows = pd.read_csv(repo.path / "data/prepared/iris/test.csv").drop(columns="species")
-    served = mlflow.pyfunc.load_model("models:/iris-classifier@champion").predict(rows)
-    assert list(served) == list(joblib.load(repo.path / "models/iris/champion.joblib").predict(rows))
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        rows = [RECORD, *pd.read_csv(repo.path / "data/prepared/housing/test.csv").head(5)
+                .drop(columns="median_house_value").to_dict(orient="records")]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHON"))}
+        loaded = subprocess.run([sys.executable, "-I", "-c", LOAD_ELSEWHERE, json.dumps(rows)], cwd=elsewhere,
+                                env={**env, "MLFLOW_TRACKING_URI": url}, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answer = json.loads(loaded.stdout.strip().splitlines()[-1])
+    for tree in (repo.path, PROJECT_ROOT):  # the model's own copy of the code, not a checkout's
+        assert not Path(answer["domain"]).resolve().is_relative_to(tree.resolve()), answer["domain"]
+    expected = joblib.load(repo.path / "models/housing/champion.joblib").predict(pd.DataFrame(rows))
+    assert answer["predictions"] == [float(p) for p in expected]

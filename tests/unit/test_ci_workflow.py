@@ -9,6 +9,7 @@ the promised work.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ def test_jobs_do_what_ci_promises() -> None:
     jobs = load_workflow()["jobs"]
     lint_and_test = job_scripts(jobs["lint-and-test"])
     assert "make lint" in lint_and_test and '-m "not container"' in lint_and_test
+    assert "install-team" in lint_and_test and "scripts/install-team-servers.sh" in lint_and_test
     pipeline = jobs["pipeline"]
     assert "dvc repro" in job_scripts(pipeline)
     assert "dvc metrics diff" in job_scripts(pipeline) and "GITHUB_STEP_SUMMARY" in job_scripts(pipeline)
@@ -124,3 +126,62 @@ def test_drift_check_reads_the_log_location_from_a_secret() -> None:
     fetch = drift_check_step("Fetch the prediction log")
     assert fetch["env"]["PREDICTION_LOG_DB_URL"] == "${{ secrets.PREDICTION_LOG_DB_URL }}"
     assert "curl --fail" in fetch["run"] and 'exit 2' in fetch["run"], "no secret: fail, never a silent pass"
+
+
+# The one kind of step condition the pipeline job uses: whether a (secret-fed) environment variable is empty.
+CONDITION = re.compile(r"^env\.(\w+) (==|!=) ''$")
+
+
+def steps_that_run(job: dict[str, Any], env: dict[str, str]) -> list[dict[str, Any]]:
+    """The steps GitHub runs for this job when its environment holds `env` (secrets not set are empty strings)."""
+    ran = []
+    for step in job["steps"]:
+        condition = step.get("if")
+        if condition is None:
+            ran.append(step)
+            continue
+        match = CONDITION.match(condition)
+        assert match, f"unsupported step condition (extend steps_that_run): {condition!r}"
+        name, operator = match.groups()
+        if (env.get(name, "") == "") == (operator == "=="):
+            ran.append(step)
+    return ran
+
+
+def team_env(remote: str) -> dict[str, str]:
+    return {"DVC_REMOTE_URL": remote, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "DVC_SSH_KEY": ""}
+
+
+def test_the_pipeline_job_reads_the_team_remote_from_secrets() -> None:
+    env = load_workflow()["jobs"]["pipeline"]["env"]
+    for name in ("DVC_REMOTE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DVC_SSH_KEY"):
+        assert env[name] == f"${{{{ secrets.{name} }}}}", name
+
+
+def test_with_a_remote_secret_the_pipeline_is_pulled_and_nothing_is_left_to_run() -> None:
+    job = load_workflow()["jobs"]["pipeline"]
+    scripts = "\n".join(step.get("run", "") for step in steps_that_run(job, team_env("s3://team-bucket/dvc")))
+    assert "make install-team" in scripts, "the remote's plugin (dvc-s3, dvc-ssh) must be installed"
+    assert 'dvc remote add --local --force --default ci "$DVC_REMOTE_URL"' in scripts
+    assert "dvc pull" in scripts
+    assert 'grep -qx "Data and pipelines are up to date." dvc-status.txt' in scripts  # dvc status clean
+    assert "dvc repro --dry" in scripts and 'grep -q "^Running stage"' in scripts and "exit 1" in scripts
+    assert "dvc repro evaluate@iris" not in scripts, "with a remote, CI must not train"
+    assert "dvc metrics diff" in scripts
+
+
+def test_without_a_remote_secret_the_pipeline_trains_as_before() -> None:
+    job = load_workflow()["jobs"]["pipeline"]
+    scripts = "\n".join(step.get("run", "") for step in steps_that_run(job, team_env("")))
+    assert "dvc repro evaluate@iris" in scripts
+    assert "dvc pull" not in scripts and "dvc remote" not in scripts
+    assert "dvc metrics diff" in scripts
+
+
+def test_the_ssh_key_secret_goes_to_a_private_file_and_the_local_config_only() -> None:
+    job = load_workflow()["jobs"]["pipeline"]
+    ran = steps_that_run(job, team_env("ssh://ci@dvc.example/srv/dvc"))
+    [setup] = [step for step in ran if "dvc remote" in step.get("run", "")]
+    assert 'install -m 600 /dev/null "$key"' in setup["run"]
+    assert 'dvc remote modify --local ci keyfile "$key"' in setup["run"]
+    assert "--local" in setup["run"].split("dvc remote add", 1)[1].splitlines()[0], "credentials stay out of git"
