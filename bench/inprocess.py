@@ -43,12 +43,17 @@ class InProcessModel:
         return {"rows": len(rows), "median_call_ms": 1000 * median, "rows_per_s": len(rows) / median}
 
     def floor(self, rows: list[dict[str, Any]], sizes: tuple[int, ...], duration_s: float) -> list[dict[str, Any]]:
-        """Median call time of each predictor on the first n rows, for each n in sizes (one thread)."""
+        """Median call time of each predictor on n rows, for each n in sizes (one thread).
+
+        Successive calls take successive slices of `rows`: the same row over and over would let the CPU's
+        branch predictor learn its path through every tree, which made a compiled 1-row call look 2x cheaper
+        than a fresh row costs (bench/NOTES.md)."""
         out = []
         for n in sizes:
-            batch = (rows * (n // len(rows) + 1))[:n]
+            batches = [rows[i:i + n] for i in range(0, max(1, len(rows) - n + 1), n)] or [rows[:n]]
             for name, predict in self.predictors().items():
-                median = _median_call(lambda p=predict, b=batch: p(b), duration_s)
+                turn = iter(range(10**9))
+                median = _median_call(lambda p=predict, t=turn, b=batches: p(b[next(t) % len(b)]), duration_s)
                 out.append({"predictor": name, "rows": n, "median_call_ms": 1000 * median})
         return out
 
