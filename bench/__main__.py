@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="seconds of discarded warm-up per run")
     parser.add_argument("--connections", type=_ints)
     parser.add_argument("--workers", type=_ints)
-    parser.add_argument("--peers", default="mlflow,seed", help="comma-separated: mlflow, seed (empty: none)")
+    parser.add_argument("--peers", default="mlflow,seed,docs",
+                        help="comma-separated: mlflow, seed, docs (bench/docs_peer.py; empty: none)")
+    parser.add_argument("--serving-peer", metavar="REV", help="also serve the project's service at this git "
+                        "revision (e.g. main: today's service) on the same models, interleaved with this tree's")
     parser.add_argument("--tool", choices=("auto", "wrk", "asyncio"), default="auto")
     parser.add_argument("--target", help="bentoml serve target for the project (default: the dev service; "
                                          "e.g. a Bento tag from .bento-tag)")
@@ -66,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rounds = args.rounds or (1 if smoke else 3)
     args.duration = args.duration or (2.0 if smoke else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if smoke else 2.0)
-    args.connections = args.connections or ([4] if smoke else [16, 32])
+    args.connections = args.connections or ([4] if smoke else [1, 16, 32])
     args.workers = args.workers or ([1] if smoke else [1, 2])
     args.pipeline = args.pipeline or ("noop" if smoke else "full")
     args.pipeline_rounds = args.pipeline_rounds or (1 if smoke else 3)
@@ -97,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                                peers=results["config"]["peers"], rounds=args.rounds, duration_s=args.duration,
                                warmup_s=args.warmup, batch_duration_s=args.duration / 2,
                                batch_rows=50 if args.smoke else 1000, tool=tool, project_target=args.target,
+                               serving_peer=args.serving_peer, floor_rows=(1, 16, 50 if args.smoke else 1000),
                                log=lambda line: print(line, flush=True))
             results["config"]["batch_rows"] = plan.batch_rows
+            results["config"]["serving_peer"] = args.serving_peer
             results["serving"] = run_serving(plan)
-            results["commands"] += _serving_commands(results["config"], args.target)
+            results["commands"] += _serving_commands(results["config"], args.target, args.serving_peer)
         if args.pipeline == "full":
             csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or "housing.csv")
             results["config"]["background_load"] = args.background_load
@@ -144,13 +149,17 @@ def background_load(processes: int) -> Iterator[None]:
             hog.wait()
 
 
-def _serving_commands(config: dict, target: str | None) -> list[str]:
-    return [
+def _serving_commands(config: dict, target: str | None, serving_peer: str | None) -> list[str]:
+    peer = ([f"# --serving-peer {serving_peer}: the same bentoml serve, from `git archive {serving_peer}` unpacked, "
+             "on the same private BENTOML_HOME models"] if serving_peer else [])
+    return [*peer,
         f"OMP_NUM_THREADS=1 WORKERS=N PREDICTION_LOG_DIR=<tmp> BENTOML_HOME=<private> "
         f"bentoml serve {target or 'bento_service.service:PredictionService'} --host 127.0.0.1 --port P",
         "OMP_NUM_THREADS=1 MLFLOW_TRACKING_URI=sqlite:///<repo>/mlflow.db PATH=.venv/bin:$PATH "
         "mlflow models serve -m models:/housing-regressor@champion --env-manager local --workers N "
         "--host 127.0.0.1 --port P",
+        "OMP_NUM_THREADS=1 WORKERS=N DOCS_PEER_LOG_DIR=<tmp> BENTOML_HOME=<private> "
+        "bentoml serve bench.docs_peer:HousingDocsPeer --host 127.0.0.1 --port P",
         "OMP_NUM_THREADS=1 SEED_MODEL=models/housing/champion.joblib SEED_DB=<tmp> "
         "python -m uvicorn bench.seed_app:app --workers N --host 127.0.0.1 --port P",
         (f"wrk -t1 -cC -d{config['duration_s']:g}s --timeout 30s -s bench/post.lua URL -- <bodies.jsonl>"

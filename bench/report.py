@@ -60,7 +60,10 @@ def _serving(config: dict[str, Any], serving: dict[str, Any]) -> list[str]:
            f"{config['warmup_s']:g} s warm-up; {len(config['connections'])} concurrency levels; every server "
            "has OMP_NUM_THREADS=1. `project` = `bentoml serve` of this repository with prediction logging on; "
            "`mlflow` = `mlflow models serve --env-manager local` of the registered champion; `seed` = "
-           "bench/seed_app.py (the seed's design) under uvicorn. `wN` = N worker processes. "
+           "bench/seed_app.py (the seed's design) under uvicorn; `docs` = bench/docs_peer.py, the service of "
+           "BentoML's docs (`@bentoml.api(batchable=True)`, pydantic records, `bentoml.monitor` logging) on the same "
+           "champion; `serving-peer` = this project's service at git revision "
+           f"`{config.get('serving_peer') or '-'}` on the same models. `wN` = N worker processes. "
            "Server CPU per request is the CPU time of all the server's processes divided by requests: "
            "less sensitive to the shared machine's noise than throughput.", ""]
     out += _table(["server", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "socket err",
@@ -68,6 +71,18 @@ def _serving(config: dict[str, Any], serving: dict[str, Any]) -> list[str]:
                   [[f"{c['server']} w{c['workers']}", c["connections"], _f(c["rps"]), _f(c["p50_ms"]), _f(c["p95_ms"]),
                     _f(c["p99_ms"]), c["non_2xx"], c["socket_errors"], _f(c["server_cpu_ms_per_request"], 2),
                     f"{c['client_cpu_share']:.0%}"] for c in summary["configs"]])
+    if summary.get("floor"):
+        out += ["### Model-time floor: the champion's predict in process, one thread", "",
+                "What a server could reach at best, measured in the same rounds: median call time on the first n "
+                "test-split records, `scikit-learn` = the champion pipeline on a DataFrame built from the records "
+                "(today's service, and the fallback), `compiled` = domain/compiled.py on the records (the "
+                "features in numpy, the trees in ONNX Runtime). Single-row requests at c connections arrive in "
+                "micro-batches of up to c rows.", ""]
+        out += _table(["predictor", "rows", "median ms per call", "us per row", "speed-up vs scikit-learn"],
+                      [[f["predictor"], f["rows"], _f(f["median_call_ms"], 3),
+                        _f(1000 * f["median_call_ms"] / f["rows"], 1),
+                        f"{f['speedup_vs_sklearn']:.1f}x" if "speedup_vs_sklearn" in f else ""]
+                       for f in summary["floor"]])
     if summary["ratios"]:
         out += ["Ratios: the project's best worker count against each peer's best, at the same concurrency; the "
                 "throughput ratio is the median over rounds of the within-round ratio.", ""]

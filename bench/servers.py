@@ -1,4 +1,4 @@
-"""The servers under benchmark: the project (`bentoml serve`) and its two peers.
+"""The servers under benchmark: the project (`bentoml serve`), its peers, and the project at another revision.
 
 Each runs as a scripts/server_process.ServerProcess (a session of its own on a free loopback port,
 stopped with every worker) with OMP_NUM_THREADS=1: with two cores shared by workers and the load
@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,69 @@ def private_bentoml_home(home: Path, repo: Path) -> Path:
     if not bentos.exists() and (source / "bentos").is_dir():
         bentos.symlink_to(source / "bentos")
     return home
+
+
+class ServingPeerServer(ProjectServer):
+    """The project's service at another git revision (`--serving-peer REV`, e.g. main: today's service), on the
+    same models: `git archive REV` is unpacked into the work dir and served from there, with this tree's
+    virtualenv and a private BENTOML_HOME holding exactly the models this repository packaged."""
+
+    name = "serving-peer"
+
+    def __init__(self, work_dir: Path, workers: int, code_root: Path, repo: Path, revision: str) -> None:
+        super().__init__(work_dir, workers, code_root, repo)
+        self.revision = revision
+        self.source = self.work_dir / "source"
+        if not self.source.exists():
+            self.source.mkdir(parents=True)
+            archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=code_root,
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(self.source)], input=archive, check=True)
+
+    def cwd(self) -> Path:
+        return self.source
+
+
+class DocsPeerServer(Server):
+    """Peer 3: bench/docs_peer.py, the service of BentoML's docs (batchable API, bentoml.monitor logging)."""
+
+    name = "docs"
+    predict_path = "/housing/predict"
+    ready_path = "/readyz"
+    logs_predictions = True
+
+    def __init__(self, work_dir: Path, workers: int, code_root: Path, repo: Path) -> None:
+        super().__init__(work_dir, workers)
+        self.code_root = code_root
+        self.repo = repo
+        self.monitor_dir = self.work_dir / "monitoring"
+        self.home = self.work_dir / "bentoml-home"
+
+    def command(self) -> list[str]:
+        return [str(VENV_BIN / "bentoml"), "serve", "bench.docs_peer:HousingDocsPeer", "--host", "127.0.0.1",
+                "--port", str(self.port)]
+
+    def cwd(self) -> Path:
+        return self.code_root
+
+    def env(self) -> dict[str, str]:
+        private_bentoml_home(self.home, self.repo)
+        return _base_env(DOCS_PEER_LOG_DIR=str(self.monitor_dir), WORKERS=str(self.workers),
+                         BENTOML_HOME=str(self.home))
+
+    def body(self, row: dict[str, Any]) -> bytes:
+        return workload.docs_peer_body(row)
+
+    def role(self, cmdline: str) -> str:
+        return "worker" if "_bentoml_impl.worker" in cmdline else "supervisor"
+
+    def logged_rows(self) -> int | None:
+        """Rows bentoml.monitor wrote: one JSON line per record under <log_path>/<monitor name>/data/."""
+        rows = 0
+        for path in self.monitor_dir.glob("*/data/*.log*"):
+            with open(path, "rb") as handle:
+                rows += sum(1 for line in handle if line.strip())
+        return rows
 
 
 class MlflowServer(Server):

@@ -20,7 +20,7 @@ from typing import Any
 from bench import workload
 from bench.inprocess import InProcessModel
 from bench.loadgen import LoadResult, run_load
-from bench.servers import MlflowServer, ProjectServer, SeedServer, Server
+from bench.servers import DocsPeerServer, MlflowServer, ProjectServer, SeedServer, Server, ServingPeerServer
 
 
 @dataclass
@@ -38,6 +38,8 @@ class ServingPlan:
     batch_rows: int
     tool: str = "auto"
     project_target: str | None = None
+    serving_peer: str | None = None  # a git revision of the project, served on the same models
+    floor_rows: tuple[int, ...] = (1, 16, 1000)
     log: Callable[[str], None] = print
 
 
@@ -56,6 +58,10 @@ def build_servers(plan: ServingPlan) -> list[Server]:
     for workers in plan.workers:
         servers.append(ProjectServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.project_target))
     for workers in plan.workers:
+        if plan.serving_peer:
+            servers.append(ServingPeerServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.serving_peer))
+        if "docs" in plan.peers:
+            servers.append(DocsPeerServer(plan.work_dir, workers, plan.code_root, plan.repo))
         if "mlflow" in plan.peers:
             servers.append(MlflowServer(plan.work_dir, workers, plan.repo))
         if "seed" in plan.peers:
@@ -71,6 +77,7 @@ def run_serving(plan: ServingPlan) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     batch_runs: list[dict[str, Any]] = []
     inprocess_runs: list[dict[str, Any]] = []
+    floor_runs: list[dict[str, Any]] = []
     tally = _Tally()
     try:
         for server in servers:  # one at a time: start-up is CPU-heavy and would distort the start-up times
@@ -94,7 +101,7 @@ def run_serving(plan: ServingPlan) -> dict[str, Any]:
                                  "server_cpu_ms_per_request": round(1000 * server_cpu / max(result.requests, 1), 3)})
                     plan.log(f"  round {round_no + 1} c={connections:<3} {server.label:<11} {result.rps:8.1f} req/s  "
                              f"p50 {result.p50_ms:6.1f}  p99 {result.p99_ms:7.1f} ms  non-2xx {result.non_2xx}")
-            for server in (s for s in order if isinstance(s, ProjectServer)):
+            for server in (s for s in order if s.name == "project"):
                 url = server.url + "/housing/predict_batch"
                 tally.add(server.label, run_load(url, batch, 1, plan.warmup_s, plan.tool), len(batch_rows))
                 result = run_load(url, batch, 1, plan.batch_duration_s, plan.tool)
@@ -106,6 +113,10 @@ def run_serving(plan: ServingPlan) -> dict[str, Any]:
             inprocess = model.rows_per_second(batch_rows, plan.batch_duration_s)
             inprocess_runs.append({"round": round_no, **inprocess})
             plan.log(f"  round {round_no + 1} in-process predict  {inprocess['rows_per_s']:9.0f} rows/s")
+            for item in model.floor(batch_rows, plan.floor_rows, max(0.5, plan.batch_duration_s / 3)):
+                floor_runs.append({"round": round_no, **item})
+                plan.log(f"  round {round_no + 1} model time {item['predictor']:<12} {item['rows']:>5} rows "
+                         f"{item['median_call_ms']:8.3f} ms")
         time.sleep(1)  # let requests cut off by the load generator's stop finish and be logged
         memory = {server.label: server.memory() for server in servers}
         logging = {}
@@ -119,14 +130,33 @@ def run_serving(plan: ServingPlan) -> dict[str, Any]:
     finally:
         for server in servers:
             server.stop()
-    return {"runs": runs, "batch_runs": batch_runs, "inprocess_runs": inprocess_runs, "memory": memory,
-            "logging": logging, "startup_s": startup, "summary": summarize(runs, batch_runs, inprocess_runs)}
+    summary = summarize(runs, batch_runs, inprocess_runs)
+    summary["floor"] = summarize_floor(floor_runs)
+    return {"runs": runs, "batch_runs": batch_runs, "inprocess_runs": inprocess_runs, "floor_runs": floor_runs,
+            "memory": memory, "logging": logging, "startup_s": startup, "summary": summary}
 
 
 # -- summary ---------------------------------------------------------------------------------
 
 def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def summarize_floor(floor_runs: list[dict]) -> list[dict[str, Any]]:
+    """Median model time per (predictor, rows) over rounds, and the compiled model's speed-up in each round."""
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for run in floor_runs:
+        groups[(run["predictor"], run["rows"])].append(run)
+    out = []
+    for (predictor, rows), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        entry = {"predictor": predictor, "rows": rows, "median_call_ms": _median([r["median_call_ms"] for r in items]),
+                 "rounds": len(items)}
+        if predictor != "scikit-learn":
+            base = {r["round"]: r["median_call_ms"] for r in groups.get(("scikit-learn", rows), [])}
+            entry["speedup_vs_sklearn"] = _median([base[r["round"]] / r["median_call_ms"] for r in items
+                                                   if r["round"] in base and r["median_call_ms"] > 0])
+        out.append(entry)
+    return out
 
 
 def summarize(runs: list[dict], batch_runs: list[dict], inprocess_runs: list[dict]) -> dict[str, Any]:

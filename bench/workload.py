@@ -41,6 +41,11 @@ def mlflow_body(row: dict[str, Any]) -> bytes:
     return json.dumps({"dataframe_records": [row]}).encode()
 
 
+def docs_peer_body(row: dict[str, Any]) -> bytes:
+    """POST /housing/predict of bench/docs_peer.py: a batchable API takes a list, here of one record."""
+    return json.dumps({"records": [row]}).encode()
+
+
 def batch_body(rows: list[dict[str, Any]]) -> bytes:
     """POST /housing/predict_batch (the project)."""
     return json.dumps({"records": rows}).encode()

@@ -5,6 +5,9 @@ prediction runs are queued and predicted together in the next call. Before a cal
 yields to the event loop until no new caller joins, so requests already being parsed join this
 call rather than the next; an idle server adds no delay (two loop iterations).
 
+The batcher hands `predict` the callers' records as they came (dicts of raw fields): building a DataFrame
+is the predictor's business, and the compiled one never does (bento_service/predictors.py).
+
 Small batches run on the event loop thread: their predict holds the GIL anyway, so a thread would
 only add hand-offs. Large batches (predict_batch) spend their time in native code that releases
 the GIL, so they go to a thread and the loop keeps serving. Measurements: bench/NOTES.md.
@@ -13,12 +16,11 @@ the GIL, so they go to a thread and the loop keeps serving. Measurements: bench/
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 # Yields to the event loop before a model call: stop after QUIET_YIELDS yields in a row with no
 # new caller, or after MAX_GATHER_YIELDS in all (a bound on the added delay under a flood).
@@ -31,16 +33,14 @@ INLINE_MAX_ROWS = 64
 class MicroBatcher:
     """Collects rows from concurrent callers and runs `predict` on them together.
 
-    `predict(frame) -> array` runs on the event loop for small batches and in `executor` (asyncio's
+    `predict(records) -> array` runs on the event loop for small batches and in `executor` (asyncio's
     default if None) for large ones (see the module docstring).
     """
 
-    def __init__(self, predict: Callable[[pd.DataFrame], np.ndarray], columns: Sequence[str],
-                 max_rows: int = 256, on_call: Callable[[int], None] | None = None,
-                 executor: Executor | None = None) -> None:
+    def __init__(self, predict: Callable[[list[dict[str, Any]]], np.ndarray], max_rows: int = 256,
+                 on_call: Callable[[int], None] | None = None, executor: Executor | None = None) -> None:
         self._predict = predict
         self._executor = executor
-        self._columns = list(columns)
         self._max_rows = max_rows
         self._on_call = on_call  # told the rows of every model call (the prediction_batch_rows histogram)
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future]] = []
@@ -68,12 +68,11 @@ class MicroBatcher:
                 if self._on_call is not None:
                     self._on_call(len(rows))
                 try:
-                    frame = pd.DataFrame.from_records(rows, columns=self._columns)
                     if len(rows) <= INLINE_MAX_ROWS:
-                        predictions = self._predict(frame)
+                        predictions = self._predict(rows)
                     else:
                         predictions = await asyncio.get_running_loop().run_in_executor(
-                            self._executor, self._predict, frame)
+                            self._executor, self._predict, rows)
                 except Exception as exc:  # deliver the failure to every waiting caller
                     for _, future in batch:
                         if not future.done():

@@ -22,7 +22,6 @@ from typing import Any
 
 import bentoml
 import numpy as np
-import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -35,6 +34,7 @@ from bento_service.guard import RequestGuard
 from bento_service.live_drift import DriftWindow, gauge_publisher
 from bento_service.native_threads import limit_native_threads, model_executor, native_threads
 from bento_service.openapi import openapi_document
+from bento_service.predictors import Predictor, load_predictor
 from bento_service.readiness import ServerReadiness
 from bento_service.schemas import (
     ROUTES,
@@ -60,6 +60,7 @@ class ServedModel:
     metadata: dict[str, Any]
     estimator: Any
     batcher: MicroBatcher
+    predictor: Predictor
     drift: DriftWindow | None = None
 
 
@@ -71,7 +72,8 @@ async def model_info(request: Request) -> JSONResponse:
     """GET /model: what is being served, with its training metrics and provenance."""
     if len(LOADED) < len(SCHEMAS):
         return JSONResponse({"error": "models are still loading"}, status_code=503)
-    return JSONResponse({task: {"tag": served.tag, **served.metadata} for task, served in LOADED.items()})
+    return JSONResponse({task: {"tag": served.tag, **served.metadata, "predictor": served.predictor.describe()}
+                         for task, served in LOADED.items()})
 
 
 async def docs(request: Request) -> JSONResponse:
@@ -125,17 +127,17 @@ class PredictionService:
         limit_native_threads()  # the warm-up predictions below run in this thread
         executor = model_executor()
         for task, reference in (("housing", self.housing_model), ("iris", self.iris_model)):
-            schema = SCHEMAS[task]
             estimator = bentoml.sklearn.load_model(reference)
             metadata = dict(reference.info.metadata)
+            # the compiled model if it loads and agrees with scikit-learn, else scikit-learn (logged either way);
             # classifiers answer with every class's probability, regressors with the value
-            predict = estimator.predict_proba if schema.kind is Kind.CLASSIFICATION else estimator.predict
+            predictor = load_predictor(task, estimator, reference.custom_objects, metadata)
             # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
             if metadata.get("input_example"):
-                predict(pd.DataFrame.from_records(metadata["input_example"], columns=schema.feature_names).head(1))
-            batcher = MicroBatcher(predict, schema.feature_names, on_call=metrics.BATCH_ROWS.labels(task).observe,
+                predictor.predict(metadata["input_example"][:1])
+            batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe,
                                    executor=executor)
-            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, batcher,
+            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, batcher, predictor,
                                        _drift_window(task, reference))
         limited = threading.Event()
 

@@ -15,13 +15,18 @@ Features, all learned on the training split only:
   ``fit_transform`` computes them out of fold (a row's own target never feeds its own feature,
   as in scikit-learn's TargetEncoder); ``transform`` uses every training row.
 
+Two ways in, one implementation: `transform(DataFrame)` for training and scikit-learn, and
+`transform_arrays(*encode_records(records))` for serving, where pandas would cost more than the features
+(the compiled model in `domain.compiled`); both compute the same columns with the same numpy calls.
+
 Every class of ours that a saved model holds lives in this package (`domain.estimators` has the
 others), so loading a model in the service, the Bento or MLflow needs `domain` and scikit-learn only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,15 +51,47 @@ EARTH_RADIUS_KM = 6371.0
 LONGITUDE_SCALE = float(np.cos(np.radians(36.5)))
 
 
-def _haversine_km(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float) -> np.ndarray:
-    lat, lon, lat0, lon0 = map(np.radians, (lat, lon, lat0, lon0))
-    a = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat) * np.cos(lat0) * np.sin((lon - lon0) / 2) ** 2
+def _haversine_km(lat: np.ndarray, lon: np.ndarray, lat0: np.ndarray, lon0: np.ndarray) -> np.ndarray:
+    """Great-circle km from each row (n, 1) to each place (k,): (n, k). cos(lat0) comes in precomputed per place
+    (`_CITY_COS`) so the values are bit-identical to computing one city at a time."""
+    lat, lon = np.radians(lat), np.radians(lon)
+    a = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat) * _CITY_COS * np.sin((lon - lon0) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, 0 where the denominator is 0 (an empty block group)."""
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+_CITY_LAT = np.array([np.radians(lat) for lat, _ in CITIES.values()])
+_CITY_LON = np.array([np.radians(lon) for _, lon in CITIES.values()])
+_CITY_COS = np.array([np.cos(lat) for lat in _CITY_LAT])
+_CATEGORY_CODES = np.arange(len(OCEAN_PROXIMITY))
+UNKNOWN_CATEGORY = -1  # an absent or unknown ocean_proximity: every one-hot column 0
+_RATIOS = (("total_rooms", "households"), ("total_bedrooms", "households"), ("population", "households"),
+           ("total_bedrooms", "total_rooms"))
+
+
+def encode_frame(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A raw-field DataFrame as the two arrays the features are computed from: the numeric fields (n, 8) in
+    schema order, NaN where missing, and ocean_proximity as category codes (UNKNOWN_CATEGORY if absent)."""
+    missing = [c for c in NUMERIC if c not in X.columns]
+    if missing:
+        raise ValueError(f"missing input column(s): {', '.join(missing)}")
+    numeric = X[NUMERIC].to_numpy(dtype=float)
+    codes = np.full(len(X), UNKNOWN_CATEGORY)
+    if "ocean_proximity" in X.columns:
+        ocean = X["ocean_proximity"].to_numpy(dtype=object)
+        for code, category in enumerate(OCEAN_PROXIMITY):
+            codes[ocean == category] = code
+    return numeric, codes
+
+
+_CODE_OF = dict(zip(OCEAN_PROXIMITY, _CATEGORY_CODES.tolist(), strict=True))
+
+
+def encode_records(records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """The same two arrays straight from request records (dicts of raw fields; None or absent = missing):
+    the serving path, where building a DataFrame costs more than the features themselves."""
+    numeric = np.array([[record.get(name) for name in NUMERIC] for record in records], dtype=float)
+    codes = np.array([_CODE_OF.get(record.get("ocean_proximity"), UNKNOWN_CATEGORY) for record in records])
+    return numeric.reshape(len(records), len(NUMERIC)), codes
 
 
 class HousingFeatures(TransformerMixin, BaseEstimator):
@@ -85,19 +122,19 @@ class HousingFeatures(TransformerMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: np.ndarray | None = None) -> HousingFeatures:
-        self._fit(X, y)
+        self._fit(encode_frame(X)[0], y)
         return self
 
     def fit_transform(self, X: pd.DataFrame, y: np.ndarray | None = None, **fit_params) -> np.ndarray:
         """Fit, then transform with out-of-fold neighbour means (no row sees its own target)."""
-        numeric = self._fit(X, y)
-        base = self._base_features(numeric, X)
+        numeric, ocean = encode_frame(X)
+        self._fit(numeric, y)
+        base = self._base_features(numeric, ocean)
         if not self.neighbor_counts:
             return base
         return np.hstack([base, self._out_of_fold_means(self._coordinates(numeric), np.asarray(y, float))])
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray | None) -> np.ndarray:
-        numeric = self._numeric(X)
+    def _fit(self, numeric: np.ndarray, y: np.ndarray | None) -> None:
         rooms, bedrooms = numeric[:, NUMERIC.index("total_rooms")], numeric[:, NUMERIC.index("total_bedrooms")]
         known = ~np.isnan(bedrooms) & (rooms > 0)
         self.bedrooms_per_room_ = float(np.median(bedrooms[known] / rooms[known])) if known.any() else 0.2
@@ -108,13 +145,18 @@ class HousingFeatures(TransformerMixin, BaseEstimator):
             self.neighbor_targets_ = np.asarray(y, dtype=float)
         self.feature_names_out_ = self._feature_names()
         self.n_features_in_ = len(HOUSING.feature_names)
-        return numeric
 
     # -- transforming --------------------------------------------------------------------
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
-        numeric = self._numeric(X)
-        base = self._base_features(numeric, X)
+        return self.transform_arrays(*encode_frame(X))
+
+    def transform_arrays(self, numeric: np.ndarray, ocean: np.ndarray) -> np.ndarray:
+        """The features of `encode_frame`/`encode_records` arrays: what `transform` computes, without pandas.
+
+        The one implementation: `transform` (training, evaluation, the scikit-learn model) and the compiled
+        model's fast path (serving) both end here. Needs a fitted transformer (`transform` checks)."""
+        base = self._base_features(numeric, ocean)
         if not self.neighbor_counts:
             return base
         coordinates = self._coordinates(numeric)
@@ -128,41 +170,40 @@ class HousingFeatures(TransformerMixin, BaseEstimator):
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
-    def _numeric(X: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in NUMERIC if c not in X.columns]
-        if missing:
-            raise ValueError(f"missing input column(s): {', '.join(missing)}")
-        return X[NUMERIC].to_numpy(dtype=float)
-
-    @staticmethod
     def _coordinates(numeric: np.ndarray) -> np.ndarray:
         lon = numeric[:, NUMERIC.index("longitude")] * LONGITUDE_SCALE
         lat = numeric[:, NUMERIC.index("latitude")]
         return np.column_stack([lon, lat])
 
-    def _base_features(self, numeric: np.ndarray, X: pd.DataFrame) -> np.ndarray:
-        col = {name: numeric[:, i] for i, name in enumerate(NUMERIC)}
-        bedrooms = np.where(np.isnan(col["total_bedrooms"]), col["total_rooms"] * self.bedrooms_per_room_,
-                            col["total_bedrooms"])
-        households = col["households"]
-        columns = [numeric[:, i] for i in range(len(NUMERIC))]
-        columns[NUMERIC.index("total_bedrooms")] = bedrooms
-        columns += [
-            _ratio(col["total_rooms"], households),
-            _ratio(bedrooms, households),
-            _ratio(col["population"], households),
-            _ratio(bedrooms, col["total_rooms"]),
-        ]
-        lon, lat = col["longitude"], col["latitude"]
-        for angle in np.radians(np.asarray(self.rotations, dtype=float)):
-            columns.append(lon * np.cos(angle) + lat * np.sin(angle))
-            columns.append(lat * np.cos(angle) - lon * np.sin(angle))
-        if self.city_distances:
-            columns += [_haversine_km(lat, lon, *where) for where in CITIES.values()]
-        ocean = X["ocean_proximity"].to_numpy(dtype=object) if "ocean_proximity" in X.columns else None
-        for category in OCEAN_PROXIMITY:
-            columns.append(np.zeros(len(numeric)) if ocean is None else (ocean == category).astype(float))
-        return np.column_stack(columns)
+    def _base_features(self, numeric: np.ndarray, ocean: np.ndarray) -> np.ndarray:
+        """Every feature but the neighbour means, written into one array a block of columns at a time: at
+        serving time the cost is the number of numpy calls, not the rows."""
+        rows, fields = numeric.shape
+        angles = np.radians(np.asarray(self.rotations, dtype=float))
+        cities = len(CITIES) if self.city_distances else 0
+        out = np.empty((rows, fields + len(_RATIOS) + 2 * len(angles) + cities + len(OCEAN_PROXIMITY)))
+        out[:, :fields] = numeric
+        rooms, bedrooms = NUMERIC.index("total_rooms"), NUMERIC.index("total_bedrooms")
+        missing = np.isnan(numeric[:, bedrooms])
+        out[missing, bedrooms] = numeric[missing, rooms] * self.bedrooms_per_room_
+        numerators = out[:, [NUMERIC.index(a) for a, _ in _RATIOS]]
+        denominators = out[:, [NUMERIC.index(b) for _, b in _RATIOS]]
+        at = fields + len(_RATIOS)
+        # 0 where the denominator is 0 (an empty block group)
+        np.divide(numerators, denominators, out=out[:, fields:at], where=denominators > 0)
+        out[:, fields:at][~(denominators > 0)] = 0.0
+        lon, lat = numeric[:, [NUMERIC.index("longitude")]], numeric[:, [NUMERIC.index("latitude")]]
+        # scalar cos/sin per angle, as a loop over angles computes them: the columns stay bit-identical
+        cos = np.array([np.cos(a) for a in angles])
+        sin = np.array([np.sin(a) for a in angles])
+        out[:, at:at + 2 * len(angles):2] = lon * cos + lat * sin
+        out[:, at + 1:at + 2 * len(angles):2] = lat * cos - lon * sin
+        at += 2 * len(angles)
+        if cities:
+            out[:, at:at + cities] = _haversine_km(lat, lon, _CITY_LAT, _CITY_LON)
+            at += cities
+        out[:, at:] = ocean[:, None] == _CATEGORY_CODES
+        return out
 
     def _means_of_nearest(self, targets: np.ndarray) -> np.ndarray:
         """targets: (rows, k_max) sorted nearest first -> (rows, len(neighbor_counts)) means."""

@@ -59,6 +59,11 @@ def champion_model(task: str) -> Path:
     return Path("models") / task / "champion.joblib"
 
 
+def compiled_dir(task: str) -> Path:
+    """The champion's compiled form (stage `compile`): compiled.json, and model.onnx when it compiled."""
+    return Path("models") / task / "compiled"
+
+
 def champion_info(task: str) -> Path:
     """Who the champion is: candidate name, scores, cost (deterministic: a DVC output)."""
     return Path("models") / task / "champion.json"

@@ -9,7 +9,9 @@ in the store, never into the tag.
 
 The reference profile (stage `profile`) travels with the model as the custom object "reference": the
 service loads it for the live drift score and `make monitor` for the offline report, so drift is always
-measured against the training data of the model that made the predictions.
+measured against the training data of the model that made the predictions. The compiled form (stage
+`compile`) travels as the custom object "compiled" (the ONNX graph's bytes, or None with the reason in the
+metadata): the service serves it and falls back to the scikit-learn model when it is absent or fails.
 
     python -m stages.package
     python -m stages.package --missing-only   # `make bento`: fill this machine's store after `dvc pull`
@@ -27,7 +29,7 @@ import sys
 from typing import Any
 
 from domain.schema import SCHEMAS, TASKS
-from stages.config import champion_info, champion_model, mlflow_info, reference_profile
+from stages.config import champion_info, champion_model, compiled_dir, mlflow_info, reference_profile
 from stages.files import md5sum, read_json, write_json
 from stages.lifetime import start_stage
 from stages.models import load_model
@@ -37,13 +39,21 @@ from stages.rawdata import read_split
 VERSION_CHARS = 16
 
 
-def model_version(task: str, defining: dict[str, Any]) -> str:
-    """A content hash of the served model: model file, reference profile and the deterministic metadata."""
+def model_version(task: str, defining: dict[str, Any], graph: bytes | None) -> str:
+    """A content hash of the served model: model file, reference profile, compiled graph and the deterministic
+    metadata."""
     digest = hashlib.sha256()
     for part in (md5sum(champion_model(task)), md5sum(reference_profile(task)),
-                 json.dumps(defining, sort_keys=True)):
+                 hashlib.md5(graph or b"").hexdigest(), json.dumps(defining, sort_keys=True)):
         digest.update(part.encode())
     return digest.hexdigest()[:VERSION_CHARS]
+
+
+def compiled_form(task: str) -> tuple[bytes | None, dict[str, Any]]:
+    """The compile stage's graph (None if the champion did not compile) and its record."""
+    record = read_json(compiled_dir(task) / "compiled.json")
+    graph = compiled_dir(task) / "model.onnx"
+    return (graph.read_bytes() if record.get("compiled") else None), record
 
 
 def provenance(task: str, commit: str) -> dict[str, Any]:
@@ -76,8 +86,10 @@ def package(task: str, commit: str, missing_only: bool = False) -> str:
         # complete training rows: the service warms the model up with them before it is ready
         "input_example": read_split(task, "train")[0].dropna().head(3).to_dict(orient="records"),
     }
+    graph, compiled = compiled_form(task)
+    defining["compiled"] = {key: value for key, value in compiled.items() if key != "task"}
     metadata = {**defining, **provenance(task, commit)}
-    tag = f"{SCHEMAS[task].model_name}:{model_version(task, defining)}"
+    tag = f"{SCHEMAS[task].model_name}:{model_version(task, defining, graph)}"
     try:
         stored = bentoml.models.get(tag)
     except NotFound:
@@ -88,7 +100,7 @@ def package(task: str, commit: str, missing_only: bool = False) -> str:
         bentoml.models.delete(tag)  # same model, newer provenance (another MLflow run, another commit)
     bentoml.sklearn.save_model(tag, load_model(champion_model(task)), metadata=metadata, labels={"task": task},
                                signatures={"predict": {"batchable": False}},
-                               custom_objects={"reference": read_json(reference_profile(task))})
+                               custom_objects={"reference": read_json(reference_profile(task)), "compiled": graph})
     return tag
 
 
@@ -101,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tags = {task: package(task, git_commit(), args.missing_only) for task in TASKS}
     except FileNotFoundError as exc:
-        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate profile` first")
+        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate profile compile` first")
     write_json("models/bento_models.json", tags)
     for task, tag in tags.items():
         print(f"package {task}: {tag}")

@@ -67,3 +67,22 @@ def test_the_real_run_reproduces_the_committed_lock_and_metrics(real_repo: Pipel
     for path in sorted((PROJECT_ROOT / "metrics").rglob("*.json")):
         relative = path.relative_to(PROJECT_ROOT)
         assert (real_repo.path / relative).read_text() == path.read_text(), relative
+
+
+def test_the_real_champion_compiles_and_predicts_every_test_row_as_scikit_learn(real_repo: PipelineRepo) -> None:
+    """The real 3-seed champion's graph (stage compile@housing) against its scikit-learn pipeline on every row of
+    the real test split: within $1 (in fact about 1e-9, float summation order)."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+
+    from domain.compiled import TOLERANCE_USD, CompiledModel
+
+    record = real_repo.json("models/housing/compiled/compiled.json")
+    assert record["compiled"] and record["trees"] == 900, record
+    model = joblib.load(real_repo.path / "models/housing/champion.joblib")
+    compiled = CompiledModel(model.steps[0][1], (real_repo.path / "models/housing/compiled/model.onnx").read_bytes())
+    test = pd.read_csv(real_repo.path / "data/prepared/housing/test.csv").drop(columns="median_house_value")
+    assert len(test) == 4128
+    assert np.max(np.abs(compiled.predict(test) - model.predict(test))) <= TOLERANCE_USD
+    assert not real_repo.json("models/iris/compiled/compiled.json")["compiled"]

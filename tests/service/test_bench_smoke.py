@@ -1,8 +1,9 @@
 """`make bench-smoke`: the benchmark harness runs end to end and writes well-formed results.
 
 A few seconds per server against the session's reproduced pipeline (small models): the project
-(`bentoml serve`), peer 1 (`mlflow models serve`) and peer 2 (bench/seed_app.py), a 50-record
-predict_batch, the in-process predict, and no-op `dvc repro` timings. Nothing here asserts a
+(`bentoml serve`), peer 1 (`mlflow models serve`), peer 2 (bench/seed_app.py), peer 3 (bench/docs_peer.py,
+BentoML's docs idiom), the project's own service at git HEAD (`--serving-peer`), a 50-record predict_batch,
+the in-process model-time floor, and no-op `dvc repro` timings. Nothing here asserts a
 timing: the machine is shared and the models are tiny. Every tool the harness needs is in the
 virtualenv (mlflow, uvicorn); without `wrk` the harness uses its asyncio client instead, so no
 peer is ever skipped.
@@ -20,16 +21,19 @@ from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo, venv_env
 
 def test_bench_smoke_writes_results_with_zero_errors(repo: PipelineRepo, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--repo", str(repo.path), "--out-dir", str(out)],
+    run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--repo", str(repo.path), "--out-dir", str(out),
+                          "--serving-peer", "HEAD"],
                          cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     results = json.loads((out / "results.json").read_text())
     serving = results["serving"]
-    assert {r["server"] for r in serving["runs"]} == {"project", "mlflow", "seed"}
+    assert {r["server"] for r in serving["runs"]} == {"project", "mlflow", "seed", "docs", "serving-peer"}
     for r in serving["runs"] + serving["batch_runs"]:
         assert r["ok"] > 0 and r["non_2xx"] == 0 and r["socket_errors"] == 0, r
     assert serving["inprocess_runs"] and serving["inprocess_runs"][0]["rows_per_s"] > 0
+    floor = {(f["predictor"], f["rows"]) for f in serving["summary"]["floor"]}
+    assert {("scikit-learn", 1), ("scikit-learn", 16)} <= floor
     for label, check in serving["logging"].items():
         assert check["logged_rows"] >= check["answered_rows"] > 0, label
     workers = [p for p in serving["memory"]["project w1"] if p["role"] == "worker"]
@@ -37,8 +41,8 @@ def test_bench_smoke_writes_results_with_zero_errors(repo: PipelineRepo, tmp_pat
     assert len(results["pipeline"]["noop"]["runs_s"]) == 3
 
     report = (out / "RESULTS.md").read_text()
-    for section in ("## Machine", "## Commands", "## Targets", "## Serving", "## Batch", "## Prediction log check",
-                    "## Memory", "## Pipeline"):
+    for section in ("## Machine", "## Commands", "## Targets", "## Serving", "### Model-time floor", "## Batch",
+                    "## Prediction log check", "## Memory", "## Pipeline"):
         assert section in report
 
 

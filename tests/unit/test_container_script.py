@@ -122,7 +122,7 @@ def test_human_sizes_from_buildah_become_bytes() -> None:
 
 
 def test_unknown_distro_skips_bentoml_build_tools_step() -> None:
-    """Pins the undocumented BentoML 1.4.40 behaviour that keeps the service image under 600 MB."""
+    """Pins the undocumented BentoML 1.4.40 behaviour that keeps the service image under IMAGE_SIZE_TARGET_MB."""
     from bentoml.images import Image
 
     lean = Image(base_image="python:3.11-slim", distro="prebuilt", python_version="3.11")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import KFold
 
-from domain.features import LONGITUDE_SCALE, HousingFeatures
+from domain.features import LONGITUDE_SCALE, HousingFeatures, encode_frame, encode_records
 from domain.schema import HOUSING
 from tests.support.data_factory import housing_frame
 from tests.support.dvc_repo import project_fast_params
@@ -113,3 +113,60 @@ def test_train_candidate_with_a_search_never_opens_the_test_split(train_only_wor
     assert 0 < summary["cv"]["r2"]["mean"] <= 1
 
 
+
+
+# -- the serving path: records straight to arrays, the same features as the DataFrame path ------------------
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as the service receives them: a missing value is None, an absent optional field is left out."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        record = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        if record.get("ocean_proximity") is None:
+            record.pop("ocean_proximity", None)
+        out.append(record)
+    return out
+
+
+def test_the_record_path_gives_exactly_the_transformers_features(data):
+    X, y = data
+    features = HousingFeatures(neighbor_counts=COUNTS, random_state=0).fit(X, y)
+    odd = X.head(6).copy()
+    odd.loc[odd.index[0], "total_bedrooms"] = np.nan        # imputed from rooms
+    odd.loc[odd.index[1], "ocean_proximity"] = "ISLAND"     # the rare category
+    odd.loc[odd.index[2], "ocean_proximity"] = None         # absent: every one-hot column 0
+    odd.loc[odd.index[3], ["total_rooms", "total_bedrooms"]] = 0.0  # ratios over 0 rooms are 0
+    frame = pd.concat([odd, X.iloc[6:40]])
+    expected = features.transform(frame)
+
+    for rows in (1, 16, len(frame)):  # one row, a typical micro-batch, everything
+        got = features.transform_arrays(*encode_records(_records(frame.head(rows))))
+        np.testing.assert_array_equal(got, expected[:rows])
+    assert np.all(expected[2, -len(COUNTS) - 5:-len(COUNTS)] == 0)
+    np.testing.assert_array_equal(features.transform_arrays(*encode_frame(frame)), expected)
+
+
+def test_an_unknown_category_counts_as_absent(data):
+    X, y = data
+    features = HousingFeatures(neighbor_counts=COUNTS, random_state=0).fit(X, y)
+    record = _records(X.head(1))[0]
+    unknown = features.transform_arrays(*encode_records([{**record, "ocean_proximity": "ON THE MOON"}]))
+    absent = features.transform(X.head(1).drop(columns="ocean_proximity"))
+    np.testing.assert_array_equal(unknown, absent)
+
+
+def test_block_features_equal_one_column_at_a_time(data):
+    """The block-wise numpy code against the plain per-column formulas it replaced."""
+    X, y = data
+    features = HousingFeatures(neighbor_counts=(), random_state=0).fit(X, y)
+    got = pd.DataFrame(features.transform(X), columns=features.get_feature_names_out())
+    lon, lat = X["longitude"].to_numpy(), X["latitude"].to_numpy()
+    angle = np.radians(30.0)
+    np.testing.assert_array_equal(got["rotated_30_x"], lon * np.cos(angle) + lat * np.sin(angle))
+    np.testing.assert_array_equal(got["rotated_30_y"], lat * np.cos(angle) - lon * np.sin(angle))
+    np.testing.assert_array_equal(got["occupants_per_household"], X["population"] / X["households"])
+    la, lo, la0, lo0 = map(np.radians, (lat, lon, 34.052, -118.244))
+    a = np.sin((la - la0) / 2) ** 2 + np.cos(la) * np.cos(la0) * np.sin((lo - lo0) / 2) ** 2
+    np.testing.assert_array_equal(got["km_to_los_angeles"], 2 * 6371.0 * np.arcsin(np.sqrt(a)))
+    for category in ("INLAND", "NEAR BAY"):
+        np.testing.assert_array_equal(got[f"ocean_proximity_{category}"], X["ocean_proximity"] == category)

@@ -1,0 +1,183 @@
+"""Stage `compile@<task>`: the champion's tree ensemble as one ONNX graph for ONNX Runtime (domain/compiled.py).
+
+What compiles: a pipeline whose first step has `transform_arrays` (the housing features) and whose last step
+is a ClippedRegressor around one HistGradientBoostingRegressor or a VotingRegressor of them (the 3-seed
+champion), with an identity link and no categorical splits. The graph is one `TreeEnsemble` node
+(ai.onnx.ml opset 5, double precision: thresholds and leaves exactly as scikit-learn holds them) whose leaves
+carry each seed's voting weight, then the averaged baseline is added and the result clipped. Anything else (iris'
+LDA, a forest) is written down as not compiled, with the reason, and the service serves it with scikit-learn.
+
+Why a converter of our own for the graph, not skl2onnx 1.20: on this stack its HistGradientBoosting converter
+fails (a bool in an int attribute, rejected by protobuf), it only emits float32 thresholds (up to $5,691 off on
+the test split) and its VotingRegressor mixes float and double; bench/NOTES.md has the measurements. The node
+arrays are scikit-learn's own (`TreePredictor.nodes`), copied one to one.
+
+Outputs (deterministic: only the model's numbers, no names, versions or times): `models/<task>/compiled/`
+with `compiled.json` always and `model.onnx` when compiled. Before writing the graph the stage checks it
+against scikit-learn on training rows (`CHECK_ROWS`): a graph that disagrees by TOLERANCE_USD is not shipped.
+
+    python -m stages.compile housing
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from domain.compiled import FORMAT, INPUT, OUTPUT, TOLERANCE_USD, CompiledModel, disagreement_usd
+from domain.schema import TASKS
+from stages.config import champion_model, compiled_dir
+from stages.files import atomic_dir, md5sum, write_json
+from stages.models import load_model
+from stages.rawdata import read_split
+
+CHECK_ROWS = 2000
+ONNX_IR_VERSION = 10  # what ONNX Runtime 1.31 reads (the onnx package would write a newer one)
+OPSETS = {"": 21, "ai.onnx.ml": 5}
+
+
+class NotCompilable(ValueError):
+    """The model has a part the graph cannot express; the message says which."""
+
+
+@dataclass
+class Ensemble:
+    """The trees to sum, each tree's weight, the weighted baseline and the clipping range."""
+
+    trees: list[tuple[float, Any]]  # (weight, sklearn TreePredictor)
+    baseline: float
+    clip: tuple[float, float] | None
+
+
+def ensemble_of(pipeline: Any) -> Ensemble:
+    """The pipeline's regressor as weighted trees, or NotCompilable naming what is in the way."""
+    from sklearn.ensemble import HistGradientBoostingRegressor, VotingRegressor
+
+    steps = getattr(pipeline, "steps", None)
+    if not steps or len(steps) != 2 or not hasattr(steps[0][1], "transform_arrays"):
+        raise NotCompilable("only a (features, regressor) pipeline with an array feature path compiles")
+    regressor, clip = steps[-1][1], None
+    if hasattr(regressor, "regressor_") and hasattr(regressor, "target_min_"):  # domain.estimators.ClippedRegressor
+        clip = (float(regressor.target_min_), float(regressor.target_max_))
+        regressor = regressor.regressor_
+    if isinstance(regressor, VotingRegressor):
+        members = list(regressor.estimators_)
+        weights = np.ones(len(members)) if regressor.weights is None else np.asarray(regressor.weights, float)
+    else:
+        members, weights = [regressor], np.ones(1)
+    weights = weights / weights.sum()
+    trees, baseline = [], 0.0
+    for weight, member in zip(weights, members, strict=True):
+        if not isinstance(member, HistGradientBoostingRegressor):
+            raise NotCompilable(f"{type(member).__name__} is not a HistGradientBoostingRegressor")
+        if type(member._loss.link).__name__ != "IdentityLink":
+            raise NotCompilable(f"loss {member.loss!r} has a non-identity link")
+        for (predictor,) in member._predictors:
+            if predictor.nodes["is_categorical"].any():
+                raise NotCompilable("categorical splits are not compiled")
+            trees.append((float(weight), predictor))
+        baseline += float(weight) * float(np.ravel(member._baseline_prediction)[0])
+    return Ensemble(trees, baseline, clip)
+
+
+def tree_ensemble_attributes(ensemble: Ensemble) -> dict[str, list]:
+    """TreeEnsemble's node arrays: interior nodes and leaves numbered separately, tree after tree."""
+    out: dict[str, list] = {key: [] for key in ("tree_roots", "featureids", "splits", "missing", "trueids",
+                                                 "trueleafs", "falseids", "falseleafs", "weights")}
+    for weight, predictor in ensemble.trees:
+        nodes = predictor.nodes
+        leaf = nodes["is_leaf"].astype(bool)
+        interior, leaves = np.flatnonzero(~leaf), np.flatnonzero(leaf)
+        first_interior, first_leaf = len(out["featureids"]), len(out["weights"])
+        number = np.empty(len(nodes), dtype=np.int64)
+        number[interior] = first_interior + np.arange(len(interior))
+        number[leaves] = first_leaf + np.arange(len(leaves))
+        out["weights"] += (nodes["value"][leaves] * weight).tolist()
+        if leaf[0]:  # a tree that never split: one test whose both branches reach the single leaf
+            out["tree_roots"].append(first_interior)
+            out["featureids"].append(0)
+            out["splits"].append(0.0)
+            out["missing"].append(0)
+            for ids, leafs in (("trueids", "trueleafs"), ("falseids", "falseleafs")):
+                out[ids].append(first_leaf)
+                out[leafs].append(1)
+            continue
+        out["tree_roots"].append(int(number[0]))
+        out["featureids"] += nodes["feature_idx"][interior].tolist()
+        out["splits"] += nodes["num_threshold"][interior].tolist()
+        # scikit-learn: NaN goes left when missing_go_to_left; x <= threshold goes left ("true")
+        out["missing"] += nodes["missing_go_to_left"][interior].astype(int).tolist()
+        for child, ids, leafs in (("left", "trueids", "trueleafs"), ("right", "falseids", "falseleafs")):
+            children = nodes[child][interior].astype(np.int64)
+            out[ids] += number[children].tolist()
+            out[leafs] += leaf[children].astype(int).tolist()
+    return out
+
+
+def build_graph(pipeline: Any) -> bytes:
+    """The ONNX bytes of the pipeline's regressor: features (double, [rows, n]) in, dollars ([rows, 1]) out."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    ensemble = ensemble_of(pipeline)
+    a = tree_ensemble_attributes(ensemble)
+    n_features = len(pipeline.steps[0][1].get_feature_names_out())
+    nodes = [helper.make_node(
+        "TreeEnsemble", [INPUT], ["sum"], domain="ai.onnx.ml", n_targets=1, aggregate_function=1,  # 1 = SUM
+        post_transform=0, tree_roots=a["tree_roots"], nodes_featureids=a["featureids"],
+        nodes_modes=numpy_helper.from_array(np.zeros(len(a["featureids"]), np.uint8), "modes"),  # 0 = BRANCH_LEQ
+        nodes_splits=numpy_helper.from_array(np.asarray(a["splits"], np.float64), "splits"),
+        nodes_missing_value_tracks_true=a["missing"], nodes_truenodeids=a["trueids"],
+        nodes_trueleafs=a["trueleafs"], nodes_falsenodeids=a["falseids"], nodes_falseleafs=a["falseleafs"],
+        leaf_weights=numpy_helper.from_array(np.asarray(a["weights"], np.float64), "weights"),
+        leaf_targetids=[0] * len(a["weights"]))]
+    initializers = [numpy_helper.from_array(np.asarray([ensemble.baseline]), "baseline")]
+    nodes.append(helper.make_node("Add", ["sum", "baseline"], ["raw" if ensemble.clip else OUTPUT]))
+    if ensemble.clip:
+        initializers += [numpy_helper.from_array(np.asarray(bound, np.float64), name)
+                         for bound, name in zip(ensemble.clip, ("low", "high"), strict=True)]
+        nodes.append(helper.make_node("Clip", ["raw", "low", "high"], [OUTPUT]))
+    graph = helper.make_graph(
+        nodes, "champion", [helper.make_tensor_value_info(INPUT, TensorProto.DOUBLE, [None, n_features])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.DOUBLE, [None, 1])], initializer=initializers)
+    opsets = [helper.make_opsetid(domain, version) for domain, version in OPSETS.items()]
+    model = helper.make_model(graph, ir_version=ONNX_IR_VERSION, opset_imports=opsets)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def compile_model(pipeline: Any, check_rows: Any) -> tuple[bytes | None, dict[str, Any]]:
+    """(graph or None, the compiled.json record). A graph is returned only if it agrees with scikit-learn."""
+    try:
+        graph = build_graph(pipeline)
+    except NotCompilable as exc:
+        return None, {"compiled": False, "reason": str(exc)}
+    compiled = CompiledModel(pipeline.steps[0][1], graph)
+    worst = disagreement_usd(compiled, pipeline, check_rows)
+    if not worst <= TOLERANCE_USD:
+        return None, {"compiled": False, "reason": f"the graph disagrees with scikit-learn by ${worst:,.2f} "
+                                                   f"on the training split (tolerance ${TOLERANCE_USD:g})"}
+    return graph, {"compiled": True, "format": FORMAT, "runtime": "onnxruntime",
+                   "trees": len(ensemble_of(pipeline).trees), "checked_rows": len(check_rows),
+                   "tolerance_usd": TOLERANCE_USD}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1 or argv[0] not in TASKS:
+        sys.exit(f"usage: python -m stages.compile {{{','.join(TASKS)}}}")
+    task = argv[0]
+    rows = read_split(task, "train")[0].head(CHECK_ROWS)
+    graph, record = compile_model(load_model(champion_model(task)), rows)
+    record = {"task": task, **record, "source_md5": md5sum(champion_model(task))}
+    with atomic_dir(compiled_dir(task)) as tmp:
+        if graph is not None:
+            (tmp / "model.onnx").write_bytes(graph)
+        write_json(tmp / "compiled.json", record)
+    print(f"compile {task}: " + ("compiled, " + f"{record['trees']} trees" if graph else record["reason"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
