@@ -8,12 +8,12 @@ TEAM_INSTALLED := $(VENV)/.installed-team
 PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
-# Prediction logs of `make serve`; the container uses a volume instead.
-export PREDICTION_LOG_DIR ?= $(CURDIR)/logs
+# The prediction log: PREDICTION_LOG_URL (sqlite:///... or postgresql://...), else PREDICTION_LOG_DIR, else
+# ~/.local/share/housing-iris/prediction-log; serve, report, monitor and prune all use the same one.
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team run repro bento serve report monitor test test-unit lint bench bench-smoke \
+.PHONY: install install-team run repro bento serve report monitor prune test test-unit lint bench bench-smoke \
 	mlflow-server clean-venv
 
 install: $(INSTALLED)
@@ -49,13 +49,18 @@ serve: install
 
 ## report: summary of the prediction log (volume, errors, latency, predictions)
 report: install
-	$(BIN)/python -m monitoring.report --log-dir $(PREDICTION_LOG_DIR)
+	$(BIN)/python -m monitoring.report
 
 ## monitor: drift, latency and error report of the log (TASK=housing SINCE=24h) in reports/; exit 1 on drift
 TASK ?= housing
 SINCE ?= 24h
 monitor: install
-	$(BIN)/python -m monitoring.monitor --task $(TASK) --since $(SINCE) --log-dir $(PREDICTION_LOG_DIR) --out reports
+	$(BIN)/python -m monitoring.monitor --task $(TASK) --since $(SINCE) --out reports
+
+## prune: delete prediction-log rows older than DAYS (default 30), in bounded batches, beside a running service
+DAYS ?= 30
+prune: install
+	$(BIN)/python -m prediction_log.prune --days $(DAYS)
 
 ## test: the whole test suite, every tier (tests/unit, tests/pipeline, tests/service, tests/container);
 ## the team-mode tests need the team plugins and drivers too

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import machine, pipeline, report
+from bench import logstore, machine, pipeline, report, workload
 from bench.loadgen import available_tool
 from bench.serving import ServingPlan, run_serving
 
@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=_ints)
     parser.add_argument("--workers", type=_ints)
     parser.add_argument("--peers", default="mlflow,seed,docs",
-                        help="comma-separated: mlflow, seed, docs (bench/docs_peer.py; empty: none)")
+                        help="comma-separated: mlflow, seed, docs (bench/docs_peer.py), pg (the project logging to "
+                             "a PostgreSQL the bench starts; bench/logstore.py); empty: none")
     parser.add_argument("--serving-peer", metavar="REV", help="also serve the project's service at this git "
                         "revision (e.g. main: today's service) on the same models, interleaved with this tree's")
     parser.add_argument("--tool", choices=("auto", "wrk", "asyncio"), default="auto")
@@ -91,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                    "peers": [p for p in args.peers.split(",") if p], "tool": tool, "repo": str(args.repo)},
         "commands": [],
     }
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch, contextlib.ExitStack() as stack:
         scratch_dir = Path(scratch)
+        log_url = None
+        if not args.no_serving and "pg" in results["config"]["peers"]:
+            log_url = stack.enter_context(logstore.postgres_log())
         if not args.no_serving:
             print(f"serving: {tool}, rounds={args.rounds}, {args.duration:g} s per run", flush=True)
             plan = ServingPlan(code_root=CODE_ROOT, repo=args.repo, work_dir=scratch_dir / "serving",
@@ -101,10 +105,15 @@ def main(argv: list[str] | None = None) -> int:
                                warmup_s=args.warmup, batch_duration_s=args.duration / 2,
                                batch_rows=50 if args.smoke else 1000, tool=tool, project_target=args.target,
                                serving_peer=args.serving_peer, floor_rows=(1, 16, 50 if args.smoke else 1000),
-                               log=lambda line: print(line, flush=True))
+                               log_url=log_url, log=lambda line: print(line, flush=True))
             results["config"]["batch_rows"] = plan.batch_rows
             results["config"]["serving_peer"] = args.serving_peer
             results["serving"] = run_serving(plan)
+            results["log_writer"] = logstore.measure_writers(scratch_dir, workload.housing_rows(args.repo, 1)[0],
+                                                             log_url, seconds=1.0 if args.smoke else 5.0)
+            for item in results["log_writer"]:
+                print(f"  log writer {item['store']:<10} {item['rows_per_s']:9d} rows/s in groups of "
+                      f"{item['rows_per_group']} ({item['ms_per_group']} ms each)", flush=True)
             results["commands"] += _serving_commands(results["config"], args.target, args.serving_peer)
         if args.pipeline == "full":
             csv = args.housing_csv or Path(os.environ.get("HOUSING_CSV") or "housing.csv")

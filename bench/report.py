@@ -45,12 +45,22 @@ def render(results: dict[str, Any], notes: bool = True) -> str:
     serving = results.get("serving")
     if serving:
         out += _serving(results["config"], serving)
+    if results.get("log_writer"):
+        out += _log_writer(results["log_writer"])
     pipeline = results.get("pipeline")
     if pipeline:
         out += _pipeline(pipeline, results.get("config"))
     if notes and NOTES.exists():
         out += [NOTES.read_text().rstrip(), ""]
     return "\n".join(out)
+
+
+def _log_writer(writers: list[dict[str, Any]]) -> list[str]:
+    out = ["## Prediction log writer, in process", "",
+           "The group-committing writer alone (prediction_log/writer.py): groups of 1,000 records, one "
+           "predict_batch request each, committed back to back.", ""]
+    return out + _table(["store", "rows/s", "ms per group", "groups"],
+                        [[w["store"], _f(w["rows_per_s"], 0), _f(w["ms_per_group"]), w["groups"]] for w in writers])
 
 
 def _serving(config: dict[str, Any], serving: dict[str, Any]) -> list[str]:
@@ -96,7 +106,7 @@ def _serving(config: dict[str, Any], serving: dict[str, Any]) -> list[str]:
                 f"One connection, {config['batch_duration_s']:g} s per round; in-process = the champion file's "
                 "`predict` on a DataFrame of the same rows in the bench process, one thread.", ""]
         out += _table(["server", "rows/s", "p50 ms per request", "in-process rows/s", "ratio", "non-2xx"],
-                      [[f"project w{b['workers']}", _f(b["rows_per_s"], 0), _f(b["p50_ms"]),
+                      [[b.get("label", f"project w{b['workers']}"), _f(b["rows_per_s"], 0), _f(b["p50_ms"]),
                         _f(b["inprocess_rows_per_s"], 0), f"{b['ratio_to_inprocess']:.0%}", b["non_2xx"]]
                        for b in summary["batch"]])
     out += ["## Prediction log check", "",

@@ -157,6 +157,27 @@ class ProjectServer(Server):
             return int(db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
 
 
+class PostgresLoggingServer(ProjectServer):
+    """The project's own service, same code and models, logging to PostgreSQL (PREDICTION_LOG_URL) instead of
+    SQLite: what a replica of the Kubernetes deployment does."""
+
+    name = "project-pg"
+
+    def __init__(self, work_dir: Path, workers: int, code_root: Path, repo: Path, log_url: str,
+                 target: str | None = None) -> None:
+        super().__init__(work_dir, workers, code_root, repo, target)
+        self.log_url = log_url
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "PREDICTION_LOG_URL": self.log_url}
+
+    def logged_rows(self) -> int | None:
+        import psycopg
+
+        with psycopg.connect(self.log_url) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+
+
 def source_bentoml_home() -> Path:
     return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
 

@@ -20,7 +20,15 @@ from typing import Any
 from bench import workload
 from bench.inprocess import InProcessModel
 from bench.loadgen import LoadResult, run_load
-from bench.servers import DocsPeerServer, MlflowServer, ProjectServer, SeedServer, Server, ServingPeerServer
+from bench.servers import (
+    DocsPeerServer,
+    MlflowServer,
+    PostgresLoggingServer,
+    ProjectServer,
+    SeedServer,
+    Server,
+    ServingPeerServer,
+)
 
 
 @dataclass
@@ -40,6 +48,7 @@ class ServingPlan:
     project_target: str | None = None
     serving_peer: str | None = None  # a git revision of the project, served on the same models
     floor_rows: tuple[int, ...] = (1, 16, 1000)
+    log_url: str | None = None  # PostgreSQL for the "pg" peer (bench/logstore.py starts one)
     log: Callable[[str], None] = print
 
 
@@ -58,6 +67,9 @@ def build_servers(plan: ServingPlan) -> list[Server]:
     for workers in plan.workers:
         servers.append(ProjectServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.project_target))
     for workers in plan.workers:
+        if "pg" in plan.peers and plan.log_url:
+            servers.append(PostgresLoggingServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.log_url,
+                                                 plan.project_target))
         if plan.serving_peer:
             servers.append(ServingPeerServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.serving_peer))
         if "docs" in plan.peers:
@@ -101,7 +113,7 @@ def run_serving(plan: ServingPlan) -> dict[str, Any]:
                                  "server_cpu_ms_per_request": round(1000 * server_cpu / max(result.requests, 1), 3)})
                     plan.log(f"  round {round_no + 1} c={connections:<3} {server.label:<11} {result.rps:8.1f} req/s  "
                              f"p50 {result.p50_ms:6.1f}  p99 {result.p99_ms:7.1f} ms  non-2xx {result.non_2xx}")
-            for server in (s for s in order if s.name == "project"):
+            for server in (s for s in order if s.name.startswith("project")):
                 url = server.url + "/housing/predict_batch"
                 tally.add(server.label, run_load(url, batch, 1, plan.warmup_s, plan.tool), len(batch_rows))
                 result = run_load(url, batch, 1, plan.batch_duration_s, plan.tool)
@@ -196,16 +208,17 @@ def summarize(runs: list[dict], batch_runs: list[dict], inprocess_runs: list[dic
                        "project_p99_ms": ours["p99_ms"], "peer_p99_ms": peer["p99_ms"]})
     batch = []
     inprocess = _median([r["rows_per_s"] for r in inprocess_runs])
-    batch_groups: dict[int, list[dict]] = defaultdict(list)
+    batch_groups: dict[str, list[dict]] = defaultdict(list)
     for run in batch_runs:
-        batch_groups[run["workers"]].append(run)
-    for workers, items in sorted(batch_groups.items()):
+        batch_groups[run["label"]].append(run)
+    for label, items in sorted(batch_groups.items()):
         per_round = []
         for item in items:
             same_round = [r["rows_per_s"] for r in inprocess_runs if r["round"] == item["round"]]
             if same_round:
                 per_round.append(item["rows_per_s"] / same_round[0])
-        batch.append({"workers": workers, "rows_per_s": _median([r["rows_per_s"] for r in items]),
+        batch.append({"label": label, "workers": items[0]["workers"],
+                      "rows_per_s": _median([r["rows_per_s"] for r in items]),
                       "p50_ms": _median([r["p50_ms"] for r in items]), "non_2xx": sum(r["non_2xx"] for r in items),
                       "inprocess_rows_per_s": inprocess, "ratio_to_inprocess": _median(per_round)})
     return {"configs": configs, "best": [best[k] for k in sorted(best)], "ratios": ratios, "batch": batch,

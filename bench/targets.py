@@ -11,6 +11,9 @@ P99_AT_16_MS = 100.0
 # throughput against each peer at 16 and 32 connections (issue 16: 4x BentoML's docs idiom, 2x today's service)
 VS_PEER = {"mlflow": 3.0, "seed": 5.0, "docs": 4.0, "serving-peer": 2.0}
 P50_AT_1_MS = 2.0
+# issue 15: the service logging to PostgreSQL keeps this share of its SQLite throughput, at this p99
+PG_SHARE = 0.75
+PG_P99_MS = 50.0
 MODEL_16_ROWS_MS = 0.3
 BATCH_SHARE = 0.5
 NOOP_S = 1.5
@@ -28,6 +31,13 @@ def check(results: dict[str, Any]) -> list[dict[str, str]]:
     if serving:
         summary = serving["summary"]
         for ratio in summary["ratios"]:
+            if ratio["connections"] >= 16 and ratio["peer"] == "project-pg":
+                share = 1 / ratio["throughput_ratio"] if ratio["throughput_ratio"] > 0 else 0.0
+                ok = share >= PG_SHARE and ratio["peer_p99_ms"] <= PG_P99_MS
+                out.append({"target": f"PostgreSQL logging >= {PG_SHARE:.0%} of SQLite logging's throughput at "
+                                      f"{ratio['connections']} connections, p99 <= {PG_P99_MS:g} ms",
+                            "measured": f"{share:.0%} (p99 {ratio['peer_p99_ms']:.1f} ms vs SQLite "
+                                        f"{ratio['project_p99_ms']:.1f} ms)", "verdict": _verdict(ok)})
             if ratio["connections"] < 16 or ratio["peer"] not in VS_PEER:
                 continue
             goal = VS_PEER[ratio["peer"]]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from prediction_log.store import default_log_dir
+from prediction_log.location import LocationError, LogLocation, resolve
 
 
 def _int(name: str, default: int) -> int:
@@ -17,10 +16,28 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"environment variable {name} must be an integer, got {value!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise SystemExit(f"environment variable {name} must be a number, got {value!r}") from None
+
+
+def _log_location() -> LogLocation:
+    try:
+        return resolve()
+    except LocationError as exc:
+        raise SystemExit(f"PREDICTION_LOG_URL: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     api_key: str | None
-    log_dir: Path
+    log: LogLocation  # PREDICTION_LOG_URL, else PREDICTION_LOG_DIR, else the default (prediction_log/location.py)
+    log_retention_days: float  # rows older than this are deleted (0: kept for ever)
+    jsonl_max_bytes: int  # the SQLite store's JSON-lines mirror is rotated past this size
+    jsonl_backups: int
     max_batch_records: int
     max_body_bytes: int
     max_header_bytes: int  # request line + headers (bento_service/http_limits.py)
@@ -33,7 +50,10 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             api_key=os.environ.get("API_KEY") or None,
-            log_dir=default_log_dir(),
+            log=_log_location(),
+            log_retention_days=_float("PREDICTION_LOG_RETENTION_DAYS", 0),
+            jsonl_max_bytes=_int("PREDICTION_LOG_JSONL_MAX_BYTES", 256 << 20),
+            jsonl_backups=_int("PREDICTION_LOG_JSONL_BACKUPS", 3),
             max_batch_records=_int("MAX_BATCH_RECORDS", 1000),
             max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
             max_header_bytes=_int("MAX_HEADER_BYTES", 16 << 10),

@@ -46,6 +46,7 @@ from bento_service.schemas import (
     IrisRecord,
 )
 from domain.schema import SCHEMAS, Kind
+from prediction_log.location import LogLocation
 from prediction_log.store import PredictionRow, utc_now
 from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
@@ -153,8 +154,9 @@ class PredictionService:
         gc.freeze()
         while True:  # the log directory may be a volume that is not there yet: keep trying
             try:
-                open_process_log(SETTINGS.log_dir, on_reopen=metrics.log_reopened, on_health=self._log_health)
-                logger.info("prediction log: %s", SETTINGS.log_dir)
+                open_process_log(SETTINGS.log, on_reopen=metrics.log_reopened, on_health=self._log_health,
+                                 retention_days=SETTINGS.log_retention_days, **_store_options(SETTINGS.log))
+                logger.info("prediction log: %s", SETTINGS.log)
                 self._log_health(True)
                 return
             except LogUnavailable as exc:
@@ -242,6 +244,13 @@ def _worker_count() -> int:
     if workers == "cpu_count":
         return os.cpu_count() or 1
     return workers if isinstance(workers, int) and workers > 0 else SETTINGS.workers
+
+
+def _store_options(location: LogLocation) -> dict[str, Any]:
+    """The SQLite store's JSON-lines rotation (PostgreSQL keeps no file)."""
+    if location.kind != "sqlite":
+        return {}
+    return {"jsonl_max_bytes": SETTINGS.jsonl_max_bytes, "jsonl_backups": SETTINGS.jsonl_backups}
 
 
 def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:

@@ -1,22 +1,26 @@
 """The query layer over the prediction log: one task's rows in a time window, as data frames.
 
 Everything offline that reads the log (`make report`, `make monitor`) goes through `read_window`,
-so the same `--since` selects the same rows everywhere. Reads SQLite read-only, so it is safe
-against a running server.
+so the same `--since` selects the same rows everywhere, from SQLite (read-only, safe beside a running
+server) or PostgreSQL alike.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from prediction_log.store import DB_NAME
+from prediction_log.location import LocationError, LogLocation, resolve, sqlite_in
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -49,42 +53,102 @@ def since_label(since: str | None) -> str:
     return f"since {since}" if since else "in the whole log"
 
 
-def _database(log_dir: Path) -> Path:
-    db_path = Path(log_dir) / DB_NAME
-    if not db_path.is_file():
-        raise LogProblem(f"no prediction log at {db_path}: has the service answered any request yet? "
-                         "(set --log-dir or PREDICTION_LOG_DIR to the service's log directory)")
-    return db_path
+def add_location_arguments(parser: argparse.ArgumentParser) -> None:
+    """--log-url / --log-dir, defaulting to the service's own location (prediction_log/location.py)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--log-url", help="the store: sqlite:///path/predictions.db or postgresql://user@host/db "
+                                         "(default: PREDICTION_LOG_URL, else PREDICTION_LOG_DIR, else the default)")
+    where.add_argument("--log-dir", type=Path, help="a SQLite log's directory")
 
 
-def logged_tasks(log_dir: Path, since: str | None) -> list[str]:
-    """Tasks with at least one prediction or rejected request in the window, sorted."""
-    db_path = _database(log_dir)
-    where, args = (" WHERE ts >= ?", (since,)) if since else ("", ())
+def location_from(args: argparse.Namespace) -> LogLocation:
     try:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-            rows = db.execute(f"SELECT DISTINCT task FROM predictions{where} UNION "
-                              f"SELECT DISTINCT task FROM request_errors{where}", args + args).fetchall()
-    except sqlite3.Error as exc:
-        raise LogProblem(f"cannot read the prediction log {db_path}: {exc}") from None
+        return resolve(url=args.log_url, directory=args.log_dir)
+    except LocationError as exc:
+        raise LogProblem(str(exc)) from None
+
+
+def _where(location: LogLocation, task: str | None, since: str | None) -> tuple[str, tuple]:
+    mark = "?" if location.kind == "sqlite" else "%s"
+    clauses, args = [], []
+    if task is not None:
+        clauses.append(f"task = {mark}")
+        args.append(task)
+    if since:
+        clauses.append(f"ts >= {mark}")
+        args.append(since)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+@contextlib.contextmanager
+def _reader(location: LogLocation) -> Iterator[Any]:
+    """A read-only connection to the store (SQLite: the file opened read-only; safe beside a running server)."""
+    if location.kind == "sqlite":
+        assert location.path is not None
+        if not location.path.is_file():
+            raise LogProblem(f"no prediction log at {location.path}: has the service answered any request yet? "
+                             "(set --log-dir, --log-url or PREDICTION_LOG_URL to where the service logs)")
+        try:
+            connection = sqlite3.connect(f"file:{location.path}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise LogProblem(f"cannot read the prediction log {location}: {exc}") from None
+        errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    else:
+        import psycopg
+
+        try:
+            connection = psycopg.connect(location.conninfo, autocommit=True, connect_timeout=10)
+            connection.read_only = True
+        except psycopg.Error as exc:
+            raise LogProblem(f"cannot reach the prediction log {location}: {exc}") from None
+        errors = (psycopg.Error,)
+    try:
+        yield connection
+    except errors as exc:
+        raise LogProblem(f"cannot read the prediction log {location}: {exc}") from None
+    finally:
+        connection.close()
+
+
+def _frame(connection: Any, query: str, args: tuple, columns: list[str]) -> pd.DataFrame:
+    cursor = connection.execute(query, args)
+    return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as Python: SQLite returns the text, PostgreSQL's JSONB arrives decoded."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _as_location(log: LogLocation | Path | str) -> LogLocation:
+    return log if isinstance(log, LogLocation) else sqlite_in(log)
+
+
+def logged_tasks(log: LogLocation | Path | str, since: str | None) -> list[str]:
+    """Tasks with at least one prediction or rejected request in the window, sorted."""
+    location = _as_location(log)
+    where, args = _where(location, None, since)
+    with _reader(location) as connection:
+        rows = connection.execute(f"SELECT DISTINCT task FROM predictions{where} UNION "
+                                  f"SELECT DISTINCT task FROM request_errors{where}", args + args).fetchall()
     return sorted(row[0] for row in rows)
 
 
-def read_window(log_dir: Path, task: str, since: str | None) -> LogWindow:
-    """Predictions and rejected requests of `task` logged at or after `since` (ISO UTC; None: all)."""
-    db_path = _database(log_dir)
-    where, args = "WHERE task = ?" + (" AND ts >= ?" if since else ""), (task, since) if since else (task,)
-    try:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-            predictions = pd.read_sql_query(
-                f"SELECT ts, request_id, model, inputs, prediction, latency_ms FROM predictions {where} ORDER BY id",
-                db, params=args)
-            errors = pd.read_sql_query(
-                f"SELECT ts, request_id, status, latency_ms FROM request_errors {where} ORDER BY id", db, params=args)
-    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
-        raise LogProblem(f"cannot read the prediction log {db_path}: {exc}") from None
-    predictions["inputs"] = [json.loads(text) for text in predictions["inputs"]]
-    predictions["prediction"] = [json.loads(text) for text in predictions["prediction"]]
+def read_window(log: LogLocation | Path | str, task: str, since: str | None) -> LogWindow:
+    """Predictions and rejected requests of `task` logged at or after `since` (ISO UTC; None: all), in the
+    same shape whichever store holds them."""
+    location = _as_location(log)
+    where, args = _where(location, task, since)
+    prediction_columns = ["ts", "request_id", "model", "inputs", "prediction", "latency_ms"]
+    error_columns = ["ts", "request_id", "status", "latency_ms"]
+    with _reader(location) as connection:
+        predictions = _frame(connection, f"SELECT {', '.join(prediction_columns)} FROM predictions{where} "
+                             "ORDER BY id", args, prediction_columns)
+        errors = _frame(connection, f"SELECT {', '.join(error_columns)} FROM request_errors{where} ORDER BY id",
+                        args, error_columns)
+    predictions["inputs"] = [_json(value) for value in predictions["inputs"]]
+    predictions["prediction"] = [_json(value) for value in predictions["prediction"]]
     for frame in (predictions, errors):
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
+        frame["latency_ms"] = frame["latency_ms"].astype(float)
     return LogWindow(task, since, predictions, errors)

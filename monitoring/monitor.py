@@ -38,9 +38,16 @@ import yaml
 
 from domain.schema import TASKS
 from monitoring.data_quality import MissingValues, flagged
-from monitoring.logquery import LogProblem, LogWindow, parse_since, read_window, since_label
+from monitoring.logquery import (
+    LogProblem,
+    LogWindow,
+    add_location_arguments,
+    location_from,
+    parse_since,
+    read_window,
+    since_label,
+)
 from monitoring.operations import operations
-from prediction_log.store import default_log_dir
 
 EXIT_OK, EXIT_DRIFT, EXIT_PROBLEM, EXIT_BUG, EXIT_DATA_QUALITY = 0, 1, 2, 3, 4
 
@@ -123,11 +130,12 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise LogProblem(f"cannot read monitoring.report from {args.params}: {exc!r}") from None
     since = parse_since(args.since)
-    window = read_window(args.log_dir, args.task, since)
+    location = location_from(args)
+    window = read_window(location, args.task, since)
     n = len(window.predictions)
     if n == 0:
         rejected = f" ({len(window.errors)} rejected requests)" if len(window.errors) else ""
-        raise LogProblem(f"no {args.task} predictions {since_label(window.since)} in {args.log_dir}{rejected}")
+        raise LogProblem(f"no {args.task} predictions {since_label(window.since)} in {location}{rejected}")
     if n < settings.min_rows:
         raise LogProblem(f"only {n} {args.task} predictions {since_label(window.since)}: at least {settings.min_rows} "
                          "are needed to judge drift (monitoring.report.min_rows); widen --since")
@@ -151,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  data quality: {name} {missing[name].message}")
     for name, reason in drift.not_judged.items():
         print(f"  drift of {name} {reason}")
-    print(f"  report: {html_path}\n  summary: {json_path}\n  ({time.perf_counter() - started:.1f} s)")
+    print(f"  prediction log: {location}\n  report: {html_path}\n  summary: {json_path}\n"
+          f"  ({time.perf_counter() - started:.1f} s)")
     return summary["exit_code"]
 
 
@@ -162,7 +171,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                             "monitoring.report.missing_share (no drift)")
     parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--since", help="only the last 30m / 24h / 7d (default: the whole log)")
-    parser.add_argument("--log-dir", type=Path, default=default_log_dir())
+    add_location_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--reference", type=Path, help="a reference.json instead of the served model's profile")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="thresholds: monitoring.report")

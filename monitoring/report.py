@@ -13,18 +13,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitoring.logquery import LogProblem, logged_tasks, parse_since, read_window
+from monitoring.logquery import (
+    LogProblem,
+    add_location_arguments,
+    location_from,
+    logged_tasks,
+    parse_since,
+    read_window,
+)
 from monitoring.operations import operations, prediction_distribution
-from prediction_log.store import default_log_dir
+from prediction_log.location import LogLocation
 
 SUMMARY_KEYS = ("requests", "predictions", "errors", "error_rate", "latency_ms")
 
 
-def summarise(log_dir: Path, since: str | None = None) -> dict[str, Any]:
+def summarise(log: LogLocation | Path, since: str | None = None) -> dict[str, Any]:
     """Per-task summary of the log window. Raises LogProblem if there is no log."""
     summary: dict[str, Any] = {}
-    for task in logged_tasks(log_dir, since):
-        window = read_window(log_dir, task, since)
+    for task in logged_tasks(log, since):
+        window = read_window(log, task, since)
         ops = operations(window)
         entry = {key: ops[key] for key in SUMMARY_KEYS}
         entry["latency_ms"] = {k: v for k, v in entry["latency_ms"].items() if v is not None}
@@ -51,15 +58,16 @@ def render(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--log-dir", type=Path, default=default_log_dir())
+    add_location_arguments(parser)
     parser.add_argument("--since", help="only the last 30m / 24h / 7d")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
     try:
-        summary = summarise(args.log_dir, parse_since(args.since))
+        location = location_from(args)
+        summary = summarise(location, parse_since(args.since))
     except LogProblem as exc:
         sys.exit(f"report: {exc}")
-    print(json.dumps(summary, indent=2) if args.json else render(summary))
+    print(json.dumps(summary, indent=2) if args.json else f"prediction log: {location}\n{render(summary)}")
 
 
 if __name__ == "__main__":

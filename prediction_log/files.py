@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prediction_log.store import SCHEMA, connect
+from prediction_log.schema import migrate_sqlite
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
@@ -38,6 +38,15 @@ def _identity(fd: int) -> Identity:
     return st.st_dev, st.st_ino
 
 
+def connect(db_path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode that waits for other workers' write locks instead of failing."""
+    connection = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
 class JsonlFile:
     """predictions.jsonl, opened for appending."""
 
@@ -54,15 +63,39 @@ class JsonlFile:
     def moved(self) -> str | None:
         return moved(self.path, self._identity)
 
+    def rotated(self) -> bool:
+        """Whether the file we hold is now the newest rotated one (`<path>.1`): renamed, not lost."""
+        return moved(Path(f"{self.path}.1"), self._identity) is None
+
+    def size(self) -> int:
+        assert self._fd is not None
+        return os.fstat(self._fd).st_size
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[int]:
+        """The descriptor, under the exclusive flock every worker takes to append or rotate."""
+        assert self._fd is not None
+        fd = self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
     @contextlib.contextmanager
     def appending(self, lines: list[str]) -> Iterator[None]:
         """Append `lines` at enter; if the write or the body fails, cut the file back to where it was.
 
-        The flock keeps other workers' groups out of the way while a group may still be undone."""
+        The flock keeps other workers' groups out of the way while a group may still be undone. A file
+        rotated by another worker while we waited for the lock is followed first, so no line goes to it."""
         assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if self.moved() is not None and self.rotated():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self.open()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
         fd = self._fd
         data = memoryview(("\n".join(lines) + "\n").encode()) if lines else memoryview(b"")
-        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             start = os.fstat(fd).st_size
             try:
@@ -100,7 +133,7 @@ class Database:
         """Connect (creating the file and tables if needed) and pin the file."""
         connection = connect(self.path)
         try:
-            connection.executescript(SCHEMA)
+            migrate_sqlite(connection)
             pin = os.open(self.path, os.O_RDONLY)
         except BaseException:
             connection.close()

@@ -1,45 +1,14 @@
-"""What the prediction log holds and how a row is stored: file names, tables, row types, encodings.
+"""The rows of the prediction log and how each is encoded once for the store and the JSON-lines mirror.
 
-The service writes these tables (prediction_log/writer.py) and the offline tools read them
-(monitoring/logquery.py); both take the names and columns from here.
+Tables and their versions: prediction_log/schema.py; where the log lives: prediction_log/location.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-
-DB_NAME = "predictions.db"
-JSONL_NAME = "predictions.jsonl"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts TEXT NOT NULL,              -- ISO 8601 UTC
-    request_id TEXT NOT NULL,
-    task TEXT NOT NULL,
-    model TEXT NOT NULL,
-    inputs TEXT NOT NULL,          -- JSON object: the record as the client sent it
-    prediction TEXT NOT NULL,      -- JSON value
-    latency_ms REAL NOT NULL       -- request received -> prediction ready
-);
-CREATE INDEX IF NOT EXISTS predictions_task_ts ON predictions (task, ts);
-CREATE TABLE IF NOT EXISTS request_errors (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    task TEXT NOT NULL,
-    status INTEGER NOT NULL,       -- HTTP status answered
-    error TEXT NOT NULL,           -- JSON: what was wrong
-    latency_ms REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS request_errors_task_ts ON request_errors (task, ts);
-"""
 
 
 @dataclass(frozen=True)
@@ -65,15 +34,6 @@ class ErrorRow:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def connect(db_path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode that waits for other workers' write locks instead of failing."""
-    connection = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
-    connection.execute("PRAGMA busy_timeout=30000")
-    return connection
 
 
 def encode_predictions(rows: list[PredictionRow], now: str) -> tuple[list[tuple], list[str]]:
@@ -109,8 +69,3 @@ def encode_errors(rows: list[ErrorRow], now: str) -> tuple[list[tuple], list[str
         lines.append(json.dumps({"ts": ts, "request_id": r.request_id, "task": r.task, "status": r.status,
                                  "error": r.error, "latency_ms": r.latency_ms}))
     return values, lines
-
-
-def default_log_dir() -> Path:
-    """PREDICTION_LOG_DIR, else logs/ beside the code: the one default of the service and the tools."""
-    return Path(os.environ.get("PREDICTION_LOG_DIR") or Path(__file__).resolve().parent.parent / "logs").resolve()

@@ -1,21 +1,16 @@
-"""The prediction log's writer: every prediction committed to SQLite and appended to a JSON-lines file.
+"""The prediction log's writer: one thread per worker that group-commits every row before its request is answered.
 
-Durability: a request is answered only after its rows are committed to SQLite, so a prediction
-whose response was sent survives a SIGKILL of the server right after (WAL mode; the commit has
-reached the operating system). Throughput: one writer thread per worker commits everything
-that queued up while the previous commit ran (group commit) and then acknowledges the whole
-group with one wake-up of the event loop (not one per request). Each row is JSON-encoded once
-and the encoding is shared by the SQLite row and the JSON line. Several workers may share the
-same files: SQLite serialises writers, and a group's lines are appended under an flock.
+Durability: a request is answered only after its rows are committed to the store (SQLite, or PostgreSQL
+for many replicas: prediction_log/location.py), so a prediction whose response was sent survives a
+SIGKILL of the server right after. Throughput: the writer commits everything that queued up while the
+previous commit ran (group commit) and then acknowledges the whole group with one wake-up of the event
+loop (not one per request). Each row is encoded once for the store and the JSON-lines mirror.
 
-A group is in both files or in neither: its lines are appended, then its rows committed, and a
-failure of either undoes the lines (prediction_log/files.py). Waiting requests then get
-LogUnavailable and the service answers 503 rather than serving an unlogged prediction; the error
-is logged as SQLite or the OS reported it, and `healthy` turns false until a commit (or, with no
-traffic, a test write in the directory) succeeds again. A file deleted or replaced under the
-server is noticed before and after every commit and every second when idle, and reopened; a group
-committed to a file that was deleted meanwhile is committed again to the new one before it is
-acknowledged.
+If the store cannot be written, waiting requests get LogUnavailable and the service answers 503 rather
+than serving an unlogged prediction; the error is logged as the store reported it, and `healthy` turns
+false until a write (or, with no traffic, the store's probe) succeeds again. With no traffic the writer
+also looks at the store every second (deleted files, a lost connection), and prunes rows older than the
+retention, in bounded batches between groups, so writers never wait long.
 """
 
 from __future__ import annotations
@@ -23,29 +18,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
-import sqlite3
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from prediction_log.files import Database, JsonlFile
-from prediction_log.store import (
-    DB_NAME,
-    JSONL_NAME,
-    ErrorRow,
-    PredictionRow,
-    encode_errors,
-    encode_predictions,
-    utc_now,
-)
+from prediction_log.location import LogLocation, sqlite_in
+from prediction_log.store import ErrorRow, PredictionRow, encode_errors, encode_predictions, utc_now
 
 logger = logging.getLogger(__name__)
 MAX_GROUP = 2048  # rows per commit at most
-IDLE_CHECK_S = 1.0  # with no traffic, look at the files this often
-REOPEN_WAIT_S = 10.0  # how long a reopen waits for the other workers to close a deleted database
-PROBE_BYTES = 64 * 1024  # the test write that tells an idle, unhealthy log that the disk has room again
+IDLE_CHECK_S = 1.0  # with no traffic, look at the store this often
+PRUNE_EVERY_S = 600.0  # how often retention looks for old rows
+PRUNE_BATCH = 5000  # rows deleted per table and statement: a short transaction between groups
 
 # (file, reason): file is "database" or "jsonl", reason "deleted" or "replaced"
 ReopenListener = Callable[[str, str], None]
@@ -56,35 +44,52 @@ class LogUnavailable(RuntimeError):
     """The prediction log could not be written."""
 
 
+def open_store(location: LogLocation, on_reopen: ReopenListener | None = None, **options: Any) -> Any:
+    """The store for a location (PostgreSQL's driver is imported only when it is used)."""
+    if location.kind == "postgresql":
+        from prediction_log.postgres_store import PostgresStore
+
+        return PostgresStore(location, on_reopen, **options)
+    from prediction_log.sqlite_store import SQLiteStore
+
+    return SQLiteStore(location, on_reopen, **options)
+
+
 class PredictionLog:
     """Group-committing writer for one worker process. Call `start()` once, `close()` at shutdown.
 
-    `on_reopen(file, reason)` is told when a deleted or replaced file was reopened, `on_health(healthy)`
-    when the log stops or starts being writable; both are called from the writer thread."""
+    `location` is a LogLocation (or a directory, for SQLite). `on_reopen(file, reason)` is told when a deleted
+    or replaced file was reopened, `on_health(healthy)` when the log stops or starts being writable; both are
+    called from the writer thread. `retention_days` > 0 deletes rows older than that."""
 
-    def __init__(self, directory: Path, on_reopen: ReopenListener | None = None,
-                 on_health: HealthListener | None = None) -> None:
-        self.directory = Path(directory)
-        self.db_path = self.directory / DB_NAME
-        self.jsonl_path = self.directory / JSONL_NAME
+    def __init__(self, location: LogLocation | Path | str, on_reopen: ReopenListener | None = None,
+                 on_health: HealthListener | None = None, retention_days: float = 0, **store_options: Any) -> None:
+        self.location = location if isinstance(location, LogLocation) else sqlite_in(location)
+        self.store = open_store(self.location, on_reopen, **store_options)
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._db = Database(self.db_path)
-        self._jsonl = JsonlFile(self.jsonl_path)
-        self._on_reopen = on_reopen
         self._on_health = on_health
         self._healthy = True
-        self._suspect = False  # the last commit failed: reconnect and reopen before the next one
+        self._retention_days = retention_days
+        self._next_prune = time.monotonic()
+        self._pruning = False  # old rows are left to delete: one batch after each group
+
+    @property
+    def db_path(self) -> Path | None:
+        return self.location.path
+
+    @property
+    def jsonl_path(self) -> Path | None:
+        return self.location.jsonl_path
 
     def start(self) -> None:
-        """Open (creating if needed) the database and the file; raises LogUnavailable."""
+        """Open (creating and migrating if needed) the store; raises LogUnavailable."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._db.open()
-            self._jsonl.open()
-        except (OSError, sqlite3.Error) as exc:
+            self.store.open()
+        except (*self.store.errors, RuntimeError) as exc:
             self.close()
-            raise LogUnavailable(f"cannot open the prediction log in {self.directory}: {exc}") from exc
+            raise LogUnavailable(
+                f"cannot open the prediction log {self.location}: {type(exc).__name__}: {exc}") from exc
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -94,7 +99,7 @@ class PredictionLog:
 
     @property
     def healthy(self) -> bool:
-        """Whether the last commit (or test write) succeeded."""
+        """Whether the last write (or probe) succeeded."""
         return self._healthy
 
     async def write(self, rows: list[PredictionRow | ErrorRow]) -> None:
@@ -107,22 +112,23 @@ class PredictionLog:
         await done
 
     def close(self) -> None:
-        """Commit what is queued, then close the files."""
+        """Commit what is queued, then close the store."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=10)
         self._thread = None
-        self._db.close()
-        self._jsonl.close()
+        with contextlib.suppress(*self.store.errors):
+            self.store.close()
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self) -> None:
         stopping = False
         while not stopping:
             try:
-                item = self._queue.get(timeout=IDLE_CHECK_S)
+                item = self._queue.get(timeout=0 if self._pruning else IDLE_CHECK_S)
             except queue.Empty:
                 self._idle_check()
+                self._retain()
                 continue
             if item is None:
                 break
@@ -137,6 +143,7 @@ class PredictionLog:
                     break
                 group.append(item)
             self._commit(group)
+            self._retain()
         # drain anything left so no waiter hangs
         while True:
             try:
@@ -156,101 +163,50 @@ class PredictionLog:
         try:
             prediction_values, prediction_lines = encode_predictions(predictions, now)
             error_values, error_lines = encode_errors(errors, now)
-            lines = prediction_lines + error_lines
-            self._prepare()
-            with self._jsonl.appending(lines):
-                self._insert(prediction_values, error_values)
-            self._recommit_if_moved(prediction_values, error_values, lines)
-        except (OSError, sqlite3.Error, TypeError, ValueError, LogUnavailable) as exc:
+            self.store.write(prediction_values, error_values, prediction_lines + error_lines)
+        except (*self.store.errors, TypeError, ValueError) as exc:
             failure = LogUnavailable(f"prediction log write failed: {type(exc).__name__}: {exc}")
             logger.error("prediction log: %d rows not logged (their requests get 503): %s: %s",
                          len(predictions) + len(errors), type(exc).__name__, exc)
-            self._suspect = True
             self._set_healthy(False)
         else:
-            self._suspect = False
             self._set_healthy(True)
         _acknowledge(group, failure)
 
-    def _insert(self, predictions: list[tuple], errors: list[tuple], commit: bool = True) -> None:
-        with self._db.transaction(commit) as connection:
-            if predictions:
-                connection.executemany(
-                    "INSERT INTO predictions (ts, request_id, task, model, inputs, prediction, latency_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", predictions)
-            if errors:
-                connection.executemany(
-                    "INSERT INTO request_errors (ts, request_id, task, status, error, latency_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", errors)
-
-    def _prepare(self) -> None:
-        """Before a commit: reopen what was deleted or replaced; after a failure, fresh descriptors."""
-        self._reopen_moved()
-        if self._suspect:
-            self._jsonl.open()
-            self._db.reconnect()
-        if self._db.connection is None:
-            raise LogUnavailable(f"{self.db_path} is being reopened: other workers still hold the old file")
-
-    def _reopen_moved(self) -> tuple[bool, bool]:
-        """Reopen each file the path no longer names; returns which were (database, jsonl)."""
-        db_reason, jsonl_reason = self._db.moved(), self._jsonl.moved()
-        if db_reason is None and self._db.reopen_pending:
-            db_reason = "deleted"  # a reopen that could not finish yet
-        if db_reason is not None:
-            if not self._db.reopen(REOPEN_WAIT_S):
-                raise LogUnavailable(f"{self.db_path} was {db_reason}; other workers still hold the old file")
-            self._reopened("database", db_reason)
-        if jsonl_reason is not None:
-            self._jsonl.open()
-            self._reopened("jsonl", jsonl_reason)
-        return db_reason is not None, jsonl_reason is not None
-
-    def _recommit_if_moved(self, predictions: list[tuple], errors: list[tuple], lines: list[str]) -> None:
-        """A file deleted while the group was being written took the group with it: write it again."""
-        db_moved, jsonl_moved = self._reopen_moved()
-        if jsonl_moved:
-            with self._jsonl.appending(lines):
-                pass
-        if db_moved:
-            self._insert(predictions, errors)
-
-    def _reopened(self, file: str, reason: str) -> None:
-        path = self.db_path if file == "database" else self.jsonl_path
-        logger.warning("prediction log: %s was %s under the server; reopened it (rows committed to the old file "
-                       "since it was %s are not in the new one)", path, reason, reason)
-        if self._on_reopen is not None:
-            self._on_reopen(file, reason)
-
     def _idle_check(self) -> None:
-        """No traffic: notice deleted files now, and find out whether an unhealthy log can be written again."""
+        """No traffic: notice moved files or a lost connection now, and whether an unhealthy log works again."""
         try:
-            self._reopen_moved()
+            self.store.check()
             if not self._healthy:
-                self._probe()
-                self._prepare()
-                self._insert(*_PROBE_ROWS, commit=False)  # the tables still take rows
-                self._suspect = False
+                self.store.probe()
                 self._set_healthy(True)
-        except (OSError, sqlite3.Error, LogUnavailable) as exc:
+        except self.store.errors as exc:
             logger.debug("prediction log still unavailable: %s", exc)
 
-    def _probe(self) -> None:
-        probe = self.directory / f".write-probe-{os.getpid()}"
+    def _retain(self) -> None:
+        """Delete one batch of rows older than the retention, when it is time (then after every group)."""
+        if self._retention_days <= 0 or not self._healthy:
+            return
+        if not self._pruning and time.monotonic() < self._next_prune:
+            return
+        before = (datetime.now(UTC) - timedelta(days=self._retention_days)).isoformat(timespec="microseconds")
         try:
-            with open(probe, "wb") as fh:
-                fh.write(b"\0" * PROBE_BYTES)
-                fh.flush()
-                os.fsync(fh.fileno())
-        finally:
-            probe.unlink(missing_ok=True)
+            deleted = self.store.prune(before, PRUNE_BATCH)
+        except self.store.errors as exc:
+            logger.warning("prediction log: retention could not delete old rows: %s", exc)
+            deleted = 0
+        self._pruning = deleted > 0
+        if not self._pruning:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            with contextlib.suppress(*self.store.errors):
+                self.store.checkpoint()
 
     def _set_healthy(self, healthy: bool) -> None:
         if healthy == self._healthy:
             return
         self._healthy = healthy
         if healthy:
-            logger.warning("prediction log: %s is writable again", self.directory)
+            logger.warning("prediction log: %s is writable again", self.location)
         if self._on_health is not None:
             self._on_health(healthy)
 
@@ -276,19 +232,16 @@ def _settle(futures: list[asyncio.Future], failure: LogUnavailable | None) -> No
             done.set_exception(failure)
 
 
-# A row of each table, inserted and rolled back by the idle check of an unhealthy log.
-_PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0)], [("", "", "", 0, "{}", 0.0)])
-
 # One log per worker process, shared by the service and the request guard.
 _PROCESS_LOG: PredictionLog | None = None
 
 
-def open_process_log(directory: Path, on_reopen: ReopenListener | None = None,
-                     on_health: HealthListener | None = None) -> PredictionLog:
+def open_process_log(location: LogLocation | Path, on_reopen: ReopenListener | None = None,
+                     on_health: HealthListener | None = None, **options: Any) -> PredictionLog:
     """Start this process's log (idempotent); raises LogUnavailable if it cannot be opened."""
     global _PROCESS_LOG
     if _PROCESS_LOG is None or not _PROCESS_LOG.running:
-        log = PredictionLog(directory, on_reopen, on_health)
+        log = PredictionLog(location, on_reopen, on_health, **options)
         log.start()
         _PROCESS_LOG = log
     return _PROCESS_LOG

@@ -22,13 +22,14 @@ from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo, venv_env
 def test_bench_smoke_writes_results_with_zero_errors(repo: PipelineRepo, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--repo", str(repo.path), "--out-dir", str(out),
-                          "--serving-peer", "HEAD"],
+                          "--serving-peer", "HEAD", "--peers", "mlflow,seed,docs,pg"],
                          cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     results = json.loads((out / "results.json").read_text())
     serving = results["serving"]
-    assert {r["server"] for r in serving["runs"]} == {"project", "mlflow", "seed", "docs", "serving-peer"}
+    assert {r["server"] for r in serving["runs"]} == {"project", "mlflow", "seed", "docs", "serving-peer",
+                                                      "project-pg"}
     for r in serving["runs"] + serving["batch_runs"]:
         assert r["ok"] > 0 and r["non_2xx"] == 0 and r["socket_errors"] == 0, r
     assert serving["inprocess_runs"] and serving["inprocess_runs"][0]["rows_per_s"] > 0
@@ -36,6 +37,9 @@ def test_bench_smoke_writes_results_with_zero_errors(repo: PipelineRepo, tmp_pat
     assert {("scikit-learn", 1), ("scikit-learn", 16)} <= floor
     for label, check in serving["logging"].items():
         assert check["logged_rows"] >= check["answered_rows"] > 0, label
+    assert {w["store"] for w in results["log_writer"]} == {"sqlite", "postgresql"}
+    assert all(w["rows_per_s"] > 0 for w in results["log_writer"])
+    assert "project-pg w1" in serving["logging"] and "## Prediction log writer" in (out / "RESULTS.md").read_text()
     workers = [p for p in serving["memory"]["project w1"] if p["role"] == "worker"]
     assert len(workers) == 1 and workers[0]["rss_mb"] > 0
     assert len(results["pipeline"]["noop"]["runs_s"]) == 3

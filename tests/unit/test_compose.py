@@ -87,9 +87,9 @@ def test_mlflow_runs_on_postgresql_with_proxied_artifacts() -> None:
                             arg) for arg in command), command
     assert "--artifacts-destination=/mlartifacts" in command
     dockerfile = services["mlflow"]["build"]["dockerfile_inline"]
-    pinned = next(line for line in (PROJECT_ROOT / "requirements-team.txt").read_text().splitlines()
+    pinned = next(line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
                   if line.startswith("psycopg"))
-    assert pinned.split()[0] in dockerfile, "the server image needs the driver requirements-team.txt pins"
+    assert pinned.split()[0] in dockerfile, "the server image needs the driver requirements.txt pins"
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
 
 

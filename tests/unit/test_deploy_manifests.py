@@ -112,11 +112,22 @@ def test_probes_use_bentoml_health_endpoints() -> None:
         assert container_port(container[probe]["httpGet"]["port"]) == tooling.SERVICE_PORT
 
 
-def test_prediction_logs_go_to_a_mounted_volume() -> None:
+def _secret_refs(container: dict) -> dict[str, tuple[str, str]]:
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def test_every_replica_logs_to_the_shared_database_from_a_secret() -> None:
+    """No pod keeps its own log (a scale-down would delete it): the URL and password come from a Secret."""
     container, pod = api_container(), MANIFESTS["Deployment"]["spec"]["template"]["spec"]
-    assert env_value("PREDICTION_LOG_DIR") == tooling.PREDICTION_LOG_DIR
-    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts[tooling.PREDICTION_LOG_DIR] in {v["name"] for v in pod["volumes"]}
+    secrets = _secret_refs(container)
+    assert secrets["PREDICTION_LOG_URL"] == ("housing-iris-prediction-log", "url")
+    assert secrets["PREDICTION_LOG_PASSWORD"] == ("housing-iris-prediction-log", "password")
+    names = {e["name"] for e in container["env"]}
+    assert "PREDICTION_LOG_DIR" not in names
+    assert tooling.PREDICTION_LOG_DIR not in {m["mountPath"] for m in container["volumeMounts"]}
+    assert float(env_value("PREDICTION_LOG_RETENTION_DAYS")) > 0
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
 
 
 def test_runs_as_the_images_non_root_user_with_a_read_only_root() -> None:
@@ -169,7 +180,8 @@ def test_drift_check_runs_the_monitor_for_every_task_with_arguments_it_accepts()
         tasks.append(args.task)
         assert args.since == "24h"
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-        assert str(args.log_dir) in mounts and mounts[str(args.log_dir)].get("readOnly") is True
+        assert args.log_dir is None and args.log_url is None  # the location comes from the environment
+        assert _secret_refs(container)["PREDICTION_LOG_URL"] == _secret_refs(api_container())["PREDICTION_LOG_URL"]
         assert str(args.out) in mounts
     assert sorted(tasks) == sorted(TASKS)
 
@@ -179,10 +191,7 @@ def test_drift_check_fails_its_job_on_a_verdict_and_never_overlaps() -> None:
     assert len(cron["schedule"].split()) == 5 and cron["concurrencyPolicy"] == "Forbid"
     assert cron["jobTemplate"]["spec"]["backoffLimit"] == 0, "drift is a verdict: a retry would only repeat it"
     assert drift_check_pod()["restartPolicy"] == "Never"
-    # suspended until the log is shared: a claim nothing writes would only ever answer "nothing to judge"
-    assert cron["suspend"] is True
-    claims = [v["persistentVolumeClaim"] for v in drift_check_pod()["volumes"] if "persistentVolumeClaim" in v]
-    assert [claim.get("readOnly") for claim in claims] == [True]
+    assert cron["suspend"] is False  # the log every replica writes to is PostgreSQL: there is something to judge
 
 
 def test_drift_check_is_as_locked_down_as_the_api() -> None:
@@ -193,5 +202,5 @@ def test_drift_check_is_as_locked_down_as_the_api() -> None:
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["BENTOML_HOME"].startswith("/tmp/") and "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
-        assert set(env) <= LIBRARY_VARIABLES, "a variable the monitor does not read"
+        assert set(env) - set(_secret_refs(container)) <= LIBRARY_VARIABLES, "a variable the monitor does not read"
         assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
