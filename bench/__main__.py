@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch, contextlib.ExitStack() as stack:
         scratch_dir = Path(scratch)
-        log_url = None
+        new_log_database = None
         if not args.no_serving and "pg" in results["config"]["peers"]:
-            log_url = stack.enter_context(logstore.postgres_log())
+            new_log_database = stack.enter_context(logstore.postgres_log())
         if not args.no_serving:
             print(f"serving: {tool}, rounds={args.rounds}, {args.duration:g} s per run", flush=True)
             plan = ServingPlan(code_root=CODE_ROOT, repo=args.repo, work_dir=scratch_dir / "serving",
@@ -105,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                                warmup_s=args.warmup, batch_duration_s=args.duration / 2,
                                batch_rows=50 if args.smoke else 1000, tool=tool, project_target=args.target,
                                serving_peer=args.serving_peer, floor_rows=(1, 16, 50 if args.smoke else 1000),
-                               log_url=log_url, log=lambda line: print(line, flush=True))
+                               new_log_database=new_log_database, log=lambda line: print(line, flush=True))
             results["config"]["batch_rows"] = plan.batch_rows
             results["config"]["serving_peer"] = args.serving_peer
             results["serving"] = run_serving(plan)
             results["log_writer"] = logstore.measure_writers(scratch_dir, workload.housing_rows(args.repo, 1)[0],
-                                                             log_url, seconds=1.0 if args.smoke else 5.0)
+                                                             new_log_database and new_log_database("bench_writer"),
+                                                             seconds=1.0 if args.smoke else 5.0)
             for item in results["log_writer"]:
                 print(f"  log writer {item['store']:<10} {item['rows_per_s']:9d} rows/s in groups of "
                       f"{item['rows_per_group']} ({item['ms_per_group']} ms each)", flush=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,16 @@ from scripts.postgres_cluster import PostgresCluster, server_bin_dir
 
 
 @contextlib.contextmanager
-def postgres_log() -> Iterator[str]:
-    """The URL of an empty database on a new local PostgreSQL (stopped and deleted afterwards)."""
+def postgres_log() -> Iterator[Callable[[str], str]]:
+    """A maker of empty databases (name -> URL) on a new local PostgreSQL, stopped and deleted afterwards.
+    Each server and the writer measurement get a database of their own, so every row count is theirs."""
     bin_dir = server_bin_dir()
     if bin_dir is None:
         raise RuntimeError("the 'pg' peer needs PostgreSQL: bash scripts/install-team-servers.sh")
     cluster = PostgresCluster(bin_dir, fsync=True)
     try:
         cluster.start()
-        yield cluster.url(cluster.create_database("bench"))
+        yield lambda name: cluster.url(cluster.create_database(name=name))
     finally:
         cluster.stop()
 

@@ -48,7 +48,7 @@ class ServingPlan:
     project_target: str | None = None
     serving_peer: str | None = None  # a git revision of the project, served on the same models
     floor_rows: tuple[int, ...] = (1, 16, 1000)
-    log_url: str | None = None  # PostgreSQL for the "pg" peer (bench/logstore.py starts one)
+    new_log_database: Callable[[str], str] | None = None  # PostgreSQL for the "pg" peer (bench/logstore.py)
     log: Callable[[str], None] = print
 
 
@@ -67,8 +67,9 @@ def build_servers(plan: ServingPlan) -> list[Server]:
     for workers in plan.workers:
         servers.append(ProjectServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.project_target))
     for workers in plan.workers:
-        if "pg" in plan.peers and plan.log_url:
-            servers.append(PostgresLoggingServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.log_url,
+        if "pg" in plan.peers and plan.new_log_database:
+            servers.append(PostgresLoggingServer(plan.work_dir, workers, plan.code_root, plan.repo,
+                                                 plan.new_log_database(f"bench_w{workers}"),
                                                  plan.project_target))
         if plan.serving_peer:
             servers.append(ServingPeerServer(plan.work_dir, workers, plan.code_root, plan.repo, plan.serving_peer))

@@ -47,6 +47,8 @@ REQUEST_ROWS = Histogram("prediction_request_rows", "Records per prediction requ
 # training reference. `livemax`: the worst live worker; a dead worker's value disappears with it.
 FEATURE_DRIFT = Gauge("feature_drift_score", "PSI of a feature over the last requests vs training (>= 0.2: drifted)",
                       ["task", "feature"], multiprocess_mode="livemax")
+FEATURE_MISSING = Gauge("feature_missing_share", "Share of the last requests that did not send a feature (drift "
+                        "scores judge the values sent)", ["task", "feature"], multiprocess_mode="livemax")
 PREDICTION_DRIFT = Gauge("prediction_drift_score", "PSI of the predictions over the last requests vs training",
                          ["task"], multiprocess_mode="livemax")
 # Readiness as /readyz answers it (models loaded, prediction log open), one series per live worker

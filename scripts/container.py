@@ -52,8 +52,10 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SERVICE_PORT = 3000
 PREDICTION_LOG_DIR = "/data/predictions"
 BENTO_UID = 1034  # the `bentoml` user of BentoML's generated Dockerfile
-# 563 MB before the compiled champion; ONNX Runtime (bento_service/requirements.txt) adds about 70 MB
-IMAGE_SIZE_TARGET_MB = 650
+# What the image holds (podman, squashed): 563 MB before the compiled champion; ONNX Runtime adds about
+# 70 MB and psycopg's binary (libpq, for the PostgreSQL prediction log) about 12 MB: 664-673 MB measured.
+# The target guards against BentoML's default build tools (+650 MB of compilers), not against a library.
+IMAGE_SIZE_TARGET_MB = 700
 
 # BentoML's default install step for distro "debian": +650 MB of compilers the service never uses.
 BENTOML_BUILD_TOOLS_MARKER = "build-essential"

@@ -100,9 +100,34 @@ def test_profile_travels_with_the_model_and_matches_the_live_binning(built_repo:
     records = train.to_dict(orient="records")  # NaN total_bedrooms go to the missing bin
     window = DriftWindow(profile, window=len(records))
     window.add(records, logged_predictions(built_repo, "housing", train.to_dict(orient="records")))
-    features, prediction = window.scores()
+    features, prediction, _missing = window.scores()
     assert max(features.values()) < 1e-3 and prediction < 1e-3, (features, prediction)
     assert profile["features"]["total_bedrooms"]["proportions"][-1] > 0  # the generated data has gaps
+
+
+def test_live_drift_judges_the_values_sent_and_reports_missing_ones_apart(built_repo: PipelineRepo) -> None:
+    """Training rows without the optional ocean_proximity: no drift anywhere (ocean_proximity not judged),
+    and its missing share is 1.0 on its own gauge, while a shifted feature is still caught."""
+    profile = built_repo.json("models/housing/reference.json")
+    train = pd.read_csv(built_repo.path / "data/prepared/housing/train.csv").drop(columns="median_house_value")
+    records = train.to_dict(orient="records")
+    for record in records:
+        record["ocean_proximity"] = None
+    predictions = logged_predictions(built_repo, "housing", train.to_dict(orient="records"))
+    published: list = []
+    window = DriftWindow(profile, published.append, window=len(records), every=len(records))
+    window.add(records, predictions)
+    scores = published[-1]
+    assert scores.missing["ocean_proximity"] == 1.0
+    assert 0 < scores.missing["total_bedrooms"] < 0.05  # the data's own gaps, as in training
+    assert np.isnan(scores.features["ocean_proximity"])
+    judged = {name: score for name, score in scores.features.items() if name != "ocean_proximity"}
+    assert max(judged.values()) < 1e-3, judged
+
+    for record in records:
+        record["median_income"] *= 1.5
+    window.add(records, predictions)
+    assert published[-1].features["median_income"] > built_repo.params()["monitoring"]["live"]["threshold"]
 
 
 # -- make monitor ----------------------------------------------------------------------------------
