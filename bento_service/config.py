@@ -45,6 +45,8 @@ class Settings:
     keep_alive_timeout_s: int  # an idle keep-alive connection is closed after this
     workers: int
     trace_predictions: bool
+    explain_concurrency: int  # explanations computed at once per worker (bento_service/explainer.py)
+    explain_queue: int  # explanations waiting per worker beyond those; more get 429
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +63,8 @@ class Settings:
             keep_alive_timeout_s=_int("KEEPALIVE_TIMEOUT_S", 5),
             workers=_int("WORKERS", 1),
             trace_predictions=os.environ.get("TRACE_PREDICTIONS", "").lower() in ("1", "true", "yes"),
+            explain_concurrency=max(1, _int("EXPLAIN_CONCURRENCY", 1)),
+            explain_queue=max(0, _int("EXPLAIN_QUEUE", 4)),
         )
 
 

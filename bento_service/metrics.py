@@ -28,6 +28,13 @@ PREDICTED_CLASSES = {
     task: Counter(schema.prediction_metric, f"Predicted {schema.target.description}", [schema.target.name])
     for task, schema in SCHEMAS.items() if schema.kind is Kind.CLASSIFICATION
 }
+# Explanations (POST /<task>/explain): counted apart from predictions, which they must not inflate.
+EXPLANATIONS = Counter("explanations", "Records explained, by task and model", ["task", "model"])
+EXPLANATIONS_REJECTED = Counter("explanations_rejected", "Explanations answered 429: the worker's explanation "
+                                "slots and queue were full", ["task"])
+EXPLANATION_SECONDS = Histogram("explanation_compute_seconds", "Time to compute one explanation (model calls "
+                                "over every coalition), queueing excluded", ["task"],
+                                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5))
 VALIDATION_FAILURES = Counter("validation_failures", "Rejected requests by task and schema field (or unknown)",
                               ["task", "field"])
 LOG_WRITE_FAILURES = Counter("prediction_log_write_failures", "Requests answered 503 because the log failed")

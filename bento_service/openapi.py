@@ -21,8 +21,10 @@ from bento_service.schemas import (
     ErrorResponse,
     HousingBatch,
     HousingBatchPrediction,
+    HousingExplanation,
     HousingPrediction,
     HousingRecord,
+    IrisExplanation,
     IrisPrediction,
     IrisRecord,
     ValidationErrorResponse,
@@ -38,6 +40,14 @@ PREDICTION_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...]
     ("/housing/predict_batch", HousingBatch, HousingBatchPrediction,
      f"Median house values of 1 to {SETTINGS.max_batch_records} block groups"),
     ("/iris/predict", IrisRecord, IrisPrediction, "Species of one iris flower from its measurements (cm)"),
+)
+# (route, request model, response model, summary): the same records as predict, answered with contributions
+EXPLANATION_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...] = (
+    ("/housing/explain", HousingRecord, HousingExplanation,
+     "Why /housing/predict answers what it does: each raw field's contribution in US dollars (exact Shapley "
+     "values against the model's background sample)"),
+    ("/iris/explain", IrisRecord, IrisExplanation,
+     "Why /iris/predict answers what it does: per species, each raw field's contribution to its probability"),
 )
 
 DESCRIPTION = f"""Predictions of two models trained and chosen by a reproducible DVC pipeline:
@@ -66,6 +76,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "missing or wrong X-API-Key header (only when the server sets API_KEY)",
         413: f"request body over {SETTINGS.max_body_bytes} bytes",
         415: "Content-Type is not application/json",
+        429: "this worker is computing and queueing as many explanations as it may (EXPLAIN_CONCURRENCY + "
+             "EXPLAIN_QUEUE): retry later; predictions are not limited by this",
         503: "the service is starting (models or prediction log not ready) or the prediction log cannot be "
              "written: nothing was predicted or logged; retry later",
         504: "not answered within the server's timeout (60 s)",
@@ -74,14 +86,17 @@ def _errors(*statuses: int) -> dict[str, Any]:
                                descriptions[status]) for status in statuses}
 
 
-def _prediction_operation(request: type[BaseModel], response: type[BaseModel], summary: str) -> dict[str, Any]:
+def _prediction_operation(request: type[BaseModel], response: type[BaseModel], summary: str,
+                          explanation: bool = False) -> dict[str, Any]:
+    name = response.__name__ if explanation else request.__name__
     return {
-        "tags": ["predictions"],
+        "tags": ["explanations" if explanation else "predictions"],
         "summary": summary,
-        "operationId": request.__name__[0].lower() + request.__name__[1:],
+        "operationId": name[0].lower() + name[1:],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request)}}},
-        "responses": {"200": _json(_ref(response), "the prediction, as logged"),
-                      **_errors(400, 401, 413, 415, 503, 504)},
+        "responses": {"200": _json(_ref(response), "the explanation, as logged" if explanation
+                                   else "the prediction, as logged"),
+                      **_errors(400, 401, 413, 415, *((429,) if explanation else ()), 503, 504)},
         # with no API_KEY configured the routes are open: an empty requirement says so
         "security": [{SECURITY_SCHEME: []}] if SETTINGS.api_key else [{}, {SECURITY_SCHEME: []}],
     }
@@ -107,11 +122,13 @@ MODEL_INFO = {
 def openapi_document() -> dict[str, Any]:
     """The document (built once per process)."""
     models = [(m, "validation") for _, m, _, _ in PREDICTION_ROUTES]
-    models += [(m, "serialization") for _, _, m, _ in PREDICTION_ROUTES]
+    models += [(m, "serialization") for _, _, m, _ in PREDICTION_ROUTES + EXPLANATION_ROUTES]
     models += [(ValidationErrorResponse, "serialization"), (ErrorResponse, "serialization")]
     _, definitions = models_json_schema(models, ref_template=REF)
     paths: dict[str, Any] = {route: {"post": _prediction_operation(request, response, summary)}
                              for route, request, response, summary in PREDICTION_ROUTES}
+    paths.update({route: {"post": _prediction_operation(request, response, summary, explanation=True)}
+                  for route, request, response, summary in EXPLANATION_ROUTES})
     paths["/model"] = {"get": {
         "tags": ["models"], "summary": "What is being served: tags, metrics and provenance of both models",
         "operationId": "modelInfo",
@@ -127,6 +144,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "California Housing and Iris prediction service", "version": "1",
                  "description": DESCRIPTION},
         "tags": [{"name": "predictions", "description": "model predictions, each one logged before it is answered"},
+                 {"name": "explanations", "description": "why a prediction is what it is, logged like predictions"},
                  {"name": "models", "description": "the served models"},
                  {"name": "operations", "description": "probes and metrics"}],
         "paths": paths,

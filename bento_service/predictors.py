@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from domain.compiled import FORMAT, TOLERANCE_USD, CompiledModel
+from domain.explain import Model, arrays_model, frame_model
 from domain.schema import SCHEMAS, Kind
 
 logger = logging.getLogger("bentoml.prediction_service")
@@ -33,6 +34,12 @@ def sklearn_predict(task: str, estimator: Any) -> Callable[[Records], np.ndarray
     return lambda records: predict(pd.DataFrame.from_records(records, columns=columns))
 
 
+def sklearn_fields(task: str, estimator: Any) -> Model:
+    """Field matrices (domain/explain.py) -> predictions with the scikit-learn model."""
+    schema = SCHEMAS[task]
+    return frame_model(schema, estimator.predict_proba if schema.kind is Kind.CLASSIFICATION else estimator.predict)
+
+
 @dataclass
 class Predictor:
     """`predict(records)` for the micro-batcher, and what it is (for the log and GET /model)."""
@@ -42,12 +49,28 @@ class Predictor:
     fallback: Callable[[Records], np.ndarray]
     compiled: CompiledModel | None = None
     failures: int = field(default=0)
+    # the same model over field matrices (explanations, domain/explain.py): scikit-learn's, and the compiled
+    # graph's array path when there is one
+    fields_fallback: Model | None = None
+    compiled_fields: Model | None = None
 
     def predict(self, records: Records) -> np.ndarray:
         if self.compiled is None:
             return self.fallback(records)
+        return self._guarded(self.compiled.predict_records, self.fallback, records)
+
+    def predict_fields(self, matrix: np.ndarray) -> np.ndarray:
+        """Predictions for a field matrix (the rows of an explanation), the compiled graph if there is one."""
+        if self.fields_fallback is None:
+            raise RuntimeError("this predictor has no field-matrix model (built without load_predictor)")
+        if self.compiled_fields is None:
+            return self.fields_fallback(matrix)
+        return self._guarded(self.compiled_fields, self.fields_fallback, matrix)
+
+    def _guarded(self, compiled: Callable[[Any], np.ndarray], fallback: Any, rows: Any) -> np.ndarray:
+        """The compiled path's predictions, or the fallback's if it fails or gives a non-finite value."""
         try:
-            predictions = self.compiled.predict_records(records)
+            predictions = compiled(rows)
             if np.all(np.isfinite(predictions)):
                 return predictions
             problem = "non-finite predictions"
@@ -55,7 +78,7 @@ class Predictor:
             problem = f"{type(exc).__name__}: {exc}"
         self.failures += 1
         logger.error("compiled predictor failed (%s); this batch is predicted by scikit-learn", problem)
-        return self.fallback(records)
+        return fallback(rows)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "detail": self.detail, "compiled_failures": self.failures}
@@ -65,6 +88,14 @@ def load_predictor(task: str, estimator: Any, custom_objects: dict[str, Any],
                    metadata: dict[str, Any]) -> Predictor:
     """The compiled predictor if the model carries a graph that loads and agrees with `estimator`, else
     scikit-learn; the reason is logged either way."""
+    predictor = _choose(task, estimator, custom_objects, metadata)
+    predictor.fields_fallback = sklearn_fields(task, estimator)
+    if predictor.compiled is not None:
+        predictor.compiled_fields = arrays_model(SCHEMAS[task], predictor.compiled.predict_arrays)
+    return predictor
+
+
+def _choose(task: str, estimator: Any, custom_objects: dict[str, Any], metadata: dict[str, Any]) -> Predictor:
     fallback = sklearn_predict(task, estimator)
     graph = custom_objects.get("compiled")
     packaged = metadata.get("compiled") or {}

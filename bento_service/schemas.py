@@ -88,6 +88,29 @@ class IrisPrediction(BaseModel):
     request_id: str = Field(description=REQUEST_ID)
 
 
+BASE_VALUE = "the mean prediction over the model's background sample (training rows packaged with the model)"
+CONTRIBUTIONS = ("each raw field's exact Shapley value against the background sample; they add up to prediction "
+                 "minus base_value")
+
+
+class HousingExplanation(BaseModel):
+    prediction: float = Field(description="predicted median house value in US dollars, as /housing/predict answers")
+    base_value: float = Field(description=f"{BASE_VALUE}, US dollars")
+    contributions: dict[str, float] = Field(description=f"US dollars per raw field: {CONTRIBUTIONS}")
+    model: str = Field(description=MODEL_TAG)
+    request_id: str = Field(description=REQUEST_ID)
+
+
+class IrisExplanation(BaseModel):
+    species: Literal[IRIS.classes] = Field(description="the most probable species")  # type: ignore[valid-type]
+    prediction: dict[str, float] = Field(description="probability of each species, as /iris/predict answers")
+    base_value: dict[str, float] = Field(description=f"per species, {BASE_VALUE}")
+    contributions: dict[str, dict[str, float]] = Field(
+        description=f"per species, probability points per raw field: {CONTRIBUTIONS}")
+    model: str = Field(description=MODEL_TAG)
+    request_id: str = Field(description=REQUEST_ID)
+
+
 # -- error answers (the request guard's and the service's; documented in bento_service/openapi.py) -------
 class FieldError(BaseModel):
     field: str = Field(description="path of the offending field, e.g. 'records.3.households', or 'body'")
@@ -104,7 +127,7 @@ class ValidationErrorResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Any other error: 401, 413, 415, 503 (with the request id) and 504 (without)."""
+    """Any other error: 401, 413, 415, 429, 503 (with the request id) and 504 (without)."""
 
     error: str
     request_id: str | None = Field(default=None, description=REQUEST_ID)
@@ -115,4 +138,6 @@ ROUTES: dict[str, tuple[str, type[BaseModel]]] = {
     "/housing/predict": ("housing", HousingRecord),
     "/housing/predict_batch": ("housing", HousingBatch),
     "/iris/predict": ("iris", IrisRecord),
+    "/housing/explain": ("housing", HousingRecord),
+    "/iris/explain": ("iris", IrisRecord),
 }

@@ -1,6 +1,7 @@
 """The BentoML prediction service for the two champions.
 
-Routes: POST /housing/predict, /housing/predict_batch, /iris/predict; GET /model; BentoML's
+Routes: POST /housing/predict, /housing/predict_batch, /iris/predict, /housing/explain, /iris/explain;
+GET /model; BentoML's
 /livez, /readyz, /metrics and the Swagger UI at /. Requests are checked by the guard
 (bento_service/guard.py) before they reach these handlers; every prediction is committed to
 the prediction log before it is answered.
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import bentoml
 import numpy as np
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from bento_service import bentoml_patches, http_limits, metrics
 from bento_service.batching import MicroBatcher
 from bento_service.config import SETTINGS
+from bento_service.explainer import ExplainerBusy, ServedExplainer
 from bento_service.guard import RequestGuard
 from bento_service.live_drift import DriftWindow, gauge_publisher
 from bento_service.native_threads import limit_native_threads, model_executor, native_threads
@@ -40,14 +42,16 @@ from bento_service.schemas import (
     ROUTES,
     HousingBatch,
     HousingBatchPrediction,
+    HousingExplanation,
     HousingPrediction,
     HousingRecord,
+    IrisExplanation,
     IrisPrediction,
     IrisRecord,
 )
 from domain.schema import SCHEMAS, Kind
 from prediction_log.location import LogLocation
-from prediction_log.store import PredictionRow, utc_now
+from prediction_log.store import ExplanationRow, PredictionRow, utc_now
 from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
 logger = logging.getLogger("bentoml.prediction_service")
@@ -63,6 +67,7 @@ class ServedModel:
     batcher: MicroBatcher
     predictor: Predictor
     drift: DriftWindow | None = None
+    explainer: ServedExplainer | None = None
 
 
 # Models loaded in this worker process, by task; read by the handlers and by GET /model.
@@ -139,7 +144,8 @@ class PredictionService:
             batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe,
                                    executor=executor)
             LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, batcher, predictor,
-                                       _drift_window(task, reference))
+                                       _drift_window(task, reference), _explainer(task, reference, predictor,
+                                                                                  estimator))
         limited = threading.Event()
 
         def limit_on_loop() -> None:
@@ -176,6 +182,9 @@ class PredictionService:
 
     @bentoml.on_shutdown
     def close_log(self) -> None:
+        for served in LOADED.values():
+            if served.explainer is not None:
+                served.explainer.close()
         log = process_log()
         if log is not None:
             log.close()
@@ -200,6 +209,51 @@ class PredictionService:
         return await self._answer("iris", [record.model_dump()], ctx, lambda served, request_id, predictions:
                                   IrisPrediction(**predictions[0], model=served.tag, request_id=request_id))
 
+    @bentoml.api(route="/housing/explain")
+    async def housing_explain(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingExplanation:  # type: ignore[valid-type]
+        """Each raw field's contribution (US dollars) to the predicted value of one block group."""
+        return await self._explain("housing", record.model_dump(), ctx, lambda served, request_id, answer:
+                                   HousingExplanation(**answer, model=served.tag, request_id=request_id))
+
+    @bentoml.api(route="/iris/explain")
+    async def iris_explain(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisExplanation:  # type: ignore[valid-type]
+        """Per species, each raw field's contribution to its probability for one flower."""
+        return await self._explain("iris", record.model_dump(), ctx, lambda served, request_id, answer:
+                                   IrisExplanation(**answer, species=max(answer["prediction"],
+                                                                         key=answer["prediction"].get),
+                                                   model=served.tag, request_id=request_id))
+
+    async def _explain(self, task: str, row: dict[str, Any], ctx: bentoml.Context,
+                       respond: Callable[[ServedModel, str, dict[str, Any]], Any]) -> Any:
+        """Explain, log (table `explanations`), count; 429 when this worker's explanation slots are full, 503
+        when the model has no background or the log cannot be written, as for predictions."""
+        request = _Request.of(ctx, task)
+        if isinstance(request, JSONResponse):
+            return request
+        request_id, started, received, served, log = request
+        if served.explainer is None:
+            return _unavailable(ctx, f"{served.tag} carries no explanation background (packaged before stage "
+                                     "`explain`): no explanations", request_id)
+        try:
+            computing = time.perf_counter()
+            explanation = await served.explainer.explain(row)
+        except ExplainerBusy as exc:
+            metrics.EXPLANATIONS_REJECTED.labels(task).inc()
+            ctx.response.status_code = 429
+            return JSONResponse({"error": f"too many explanations at once: {exc}; retry later",
+                                 "request_id": request_id}, status_code=429, headers={"Retry-After": "1"})
+        metrics.EXPLANATION_SECONDS.labels(task).observe(time.perf_counter() - computing)
+        answer = served.explainer.answer(explanation)
+        latency_ms = 1000 * (time.perf_counter() - started)
+        try:
+            await log.write([ExplanationRow(request_id, task, served.tag, row, answer, latency_ms, received)])
+        except LogUnavailable as exc:
+            metrics.LOG_WRITE_FAILURES.inc()
+            logger.error("answering 503: %s", exc)
+            return _unavailable(ctx, "prediction log unavailable; the explanation was not served", request_id)
+        metrics.EXPLANATIONS.labels(task, served.tag).inc()
+        return respond(served, request_id, answer)
+
     # -- shared path -----------------------------------------------------------------------
     async def _answer(self, task: str, rows: list[dict[str, Any]], ctx: bentoml.Context,
                       respond: Callable[[ServedModel, str, list[Any]], Any]) -> Any:
@@ -210,14 +264,10 @@ class PredictionService:
     async def _predict(self, task: str, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Any:
         """Predict, log, count. Returns (served, request_id, predictions as logged) or a 503 response: a client
         gets exactly what the prediction log holds (dollars; species and probabilities)."""
-        request = ctx.request
-        request_id = request.headers.get("x-request-id", "")
-        started = request.scope.get("state", {}).get("received_at") or time.perf_counter()
-        received = utc_now()
-        served = LOADED.get(task)
-        log = process_log()
-        if served is None or log is None:
-            return _unavailable(ctx, "the service is starting: models or prediction log not ready", request_id)
+        request = _Request.of(ctx, task)
+        if isinstance(request, JSONResponse):
+            return request
+        request_id, started, received, served, log = request
         values = await served.batcher.predict(rows)
         metrics.REQUEST_ROWS.labels(task).observe(len(rows))
         latency_ms = 1000 * (time.perf_counter() - started)
@@ -234,6 +284,26 @@ class PredictionService:
         if served.drift is not None:
             served.drift.add(rows, predictions)
         return served, request_id, predictions
+
+
+class _Request(NamedTuple):
+    """What the handling of one request needs: its id and times, the served model and the log."""
+
+    request_id: str
+    started: float
+    received: str
+    served: ServedModel
+    log: Any
+
+    @classmethod
+    def of(cls, ctx: bentoml.Context, task: str) -> _Request | JSONResponse:
+        """The request's context, or 503 while the models or the log are not ready."""
+        request_id = ctx.request.headers.get("x-request-id", "")
+        started = ctx.request.scope.get("state", {}).get("received_at") or time.perf_counter()
+        served, log = LOADED.get(task), process_log()
+        if served is None or log is None:
+            return _unavailable(ctx, "the service is starting: models or prediction log not ready", request_id)
+        return cls(request_id, started, utc_now(), served, log)
 
 
 def _worker_count() -> int:
@@ -261,6 +331,22 @@ def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:
                        model.tag, task)
         return None
     return DriftWindow(profile, gauge_publisher(task, list(profile["features"])))
+
+
+def _explainer(task: str, model: bentoml.Model, predictor: Predictor, estimator: Any) -> ServedExplainer | None:
+    """The task's explainer over the background sample packaged with the model (stage `explain`)."""
+    background = model.custom_objects.get("explain_background")
+    if background is None:
+        logger.warning("%s has no explanation background: POST /%s/explain answers 503 (re-run `dvc repro`)",
+                       model.tag, task)
+        return None
+    classes = [str(c) for c in getattr(estimator, "classes_", [])]
+    explainer = ServedExplainer(task, background["records"], predictor, classes, SETTINGS.explain_concurrency,
+                                SETTINGS.explain_queue)
+    example = model.info.metadata.get("input_example")
+    if example:  # warm up, as for predictions: the first call pays allocations
+        explainer.explain_now(example[0])
+    return explainer
 
 
 def _jsonable(task: str, served: ServedModel, value: Any) -> Any:

@@ -14,11 +14,12 @@ from typing import Any
 import psycopg
 
 from prediction_log.location import LogLocation
-from prediction_log.schema import ERROR_COLUMNS, PREDICTION_COLUMNS, migrate_postgresql
+from prediction_log.schema import ERROR_COLUMNS, PREDICTION_COLUMNS, TABLES, migrate_postgresql
 
 CONNECT_TIMEOUT_S = 3  # a server that does not answer fails the group quickly instead of holding requests
 STATEMENT_TIMEOUT_MS = 10_000
 COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
+COPY_EXPLANATIONS = f"COPY explanations ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
 COPY_ERRORS = f"COPY request_errors ({', '.join(ERROR_COLUMNS)}) FROM STDIN"
 PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0)],
               [("1970-01-01T00:00:00+00:00", "", "", 0, "{}", 0.0)])
@@ -48,8 +49,9 @@ class PostgresStore:
             self._connection.close()
             self._connection = None
 
-    def write(self, predictions: list[tuple], errors: list[tuple], lines: list[str]) -> None:
-        self._copy(predictions, errors, commit=True)
+    def write(self, predictions: list[tuple], errors: list[tuple], lines: list[str],
+              explanations: list[tuple] = ()) -> None:
+        self._copy(predictions, errors, commit=True, explanations=explanations)
 
     def check(self) -> None:
         """Idle: reconnect a connection that was lost, so readiness and the next request see the truth."""
@@ -65,7 +67,7 @@ class PostgresStore:
         deleted = 0
         try:
             with connection.transaction():
-                for table in ("predictions", "request_errors"):
+                for table in TABLES:
                     deleted += connection.execute(
                         f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE ts < %s LIMIT %s)",
                         (before, batch)).rowcount
@@ -78,11 +80,13 @@ class PostgresStore:
         """Nothing to do: PostgreSQL checkpoints and vacuums on its own."""
 
     # -- internals -------------------------------------------------------------------------
-    def _copy(self, predictions: list[tuple], errors: list[tuple], commit: bool) -> None:
+    def _copy(self, predictions: list[tuple], errors: list[tuple], commit: bool,
+              explanations: list[tuple] = ()) -> None:
         connection = self._ready()
         try:
             with connection.cursor() as cursor:
-                for statement, rows in ((COPY_PREDICTIONS, predictions), (COPY_ERRORS, errors)):
+                for statement, rows in ((COPY_PREDICTIONS, predictions), (COPY_EXPLANATIONS, explanations),
+                                        (COPY_ERRORS, errors)):
                     if rows:
                         with cursor.copy(statement) as copy:
                             for row in rows:

@@ -73,11 +73,44 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
                        "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
                        "CREATE INDEX IF NOT EXISTS request_errors_ts ON request_errors (ts)"],
     },
+    4: {  # explanations (POST /<task>/explain, issue 19): a row per explained record, the columns of predictions;
+        # `prediction` holds {"prediction", "base_value", "contributions"} as answered
+        "sqlite": [
+            """CREATE TABLE IF NOT EXISTS explanations (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                task TEXT NOT NULL,
+                model TEXT NOT NULL,
+                inputs TEXT NOT NULL,          -- JSON object: the record as the client sent it
+                prediction TEXT NOT NULL,      -- JSON: prediction, base_value, contributions per raw field
+                latency_ms REAL NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS explanations_task_ts ON explanations (task, ts)",
+            "CREATE INDEX IF NOT EXISTS explanations_ts ON explanations (ts)",
+        ],
+        "postgresql": [
+            """CREATE TABLE IF NOT EXISTS explanations (
+                id BIGSERIAL PRIMARY KEY,
+                ts TIMESTAMPTZ NOT NULL,
+                request_id TEXT NOT NULL,
+                task TEXT NOT NULL,
+                model TEXT NOT NULL,
+                inputs JSONB NOT NULL,
+                prediction JSONB NOT NULL,
+                latency_ms DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS explanations_task_ts ON explanations (task, ts)",
+            "CREATE INDEX IF NOT EXISTS explanations_ts ON explanations (ts)",
+        ],
+    },
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
 PREDICTION_COLUMNS = ("ts", "request_id", "task", "model", "inputs", "prediction", "latency_ms")
+# Every table of rows, in the order retention prunes them.
+TABLES = ("predictions", "request_errors", "explanations")
 ERROR_COLUMNS = ("ts", "request_id", "task", "status", "error", "latency_ms")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prediction_log.files import Database, JsonlFile
 from prediction_log.location import LogLocation
-from prediction_log.schema import ERROR_COLUMNS, PREDICTION_COLUMNS
+from prediction_log.schema import ERROR_COLUMNS, PREDICTION_COLUMNS, TABLES
 
 logger = logging.getLogger("prediction_log")
 REOPEN_WAIT_S = 10.0  # how long a reopen waits for the other workers to close a deleted database
@@ -26,6 +26,7 @@ ERRORS = (OSError, sqlite3.Error)
 
 INSERT_PREDICTIONS = (f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
                       f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})")
+INSERT_EXPLANATIONS = INSERT_PREDICTIONS.replace("INTO predictions", "INTO explanations", 1)
 INSERT_ERRORS = (f"INSERT INTO request_errors ({', '.join(ERROR_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(ERROR_COLUMNS))})")
 # A row of each table, inserted and rolled back by the probe of an unhealthy log: the tables still take rows.
@@ -60,13 +61,14 @@ class SQLiteStore:
         self._db.close()
         self._jsonl.close()
 
-    def write(self, predictions: list[tuple], errors: list[tuple], lines: list[str]) -> None:
+    def write(self, predictions: list[tuple], errors: list[tuple], lines: list[str],
+              explanations: list[tuple] = ()) -> None:
         """Commit a group's rows and append its lines, all or nothing."""
         self._prepare()
         try:
             with self._jsonl.appending(lines):
-                self._insert(predictions, errors)
-            self._recommit_if_moved(predictions, errors, lines)
+                self._insert(predictions, errors, explanations=explanations)
+            self._recommit_if_moved(predictions, errors, lines, explanations)
             self._rotate_if_large()
         except BaseException:
             self._suspect = True
@@ -96,7 +98,7 @@ class SQLiteStore:
         self._prepare()
         deleted = 0
         with self._db.transaction() as connection:
-            for table in ("predictions", "request_errors"):
+            for table in TABLES:
                 deleted += connection.execute(
                     f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE ts < ? LIMIT ?)",
                     (before, batch)).rowcount
@@ -109,10 +111,13 @@ class SQLiteStore:
         self._db.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- internals -------------------------------------------------------------------------
-    def _insert(self, predictions: list[tuple], errors: list[tuple], commit: bool = True) -> None:
+    def _insert(self, predictions: list[tuple], errors: list[tuple], commit: bool = True,
+                explanations: list[tuple] = ()) -> None:
         with self._db.transaction(commit) as connection:
             if predictions:
                 connection.executemany(INSERT_PREDICTIONS, predictions)
+            if explanations:
+                connection.executemany(INSERT_EXPLANATIONS, explanations)
             if errors:
                 connection.executemany(INSERT_ERRORS, errors)
 
@@ -141,14 +146,15 @@ class SQLiteStore:
                 self._reopened("jsonl", jsonl_reason)
         return db_reason is not None, jsonl_reason is not None and not rotated
 
-    def _recommit_if_moved(self, predictions: list[tuple], errors: list[tuple], lines: list[str]) -> None:
+    def _recommit_if_moved(self, predictions: list[tuple], errors: list[tuple], lines: list[str],
+                           explanations: list[tuple] = ()) -> None:
         """A file deleted while the group was being written took the group with it: write it again."""
         db_moved, jsonl_moved = self._reopen_moved()
         if jsonl_moved:
             with self._jsonl.appending(lines):
                 pass
         if db_moved:
-            self._insert(predictions, errors)
+            self._insert(predictions, errors, explanations=explanations)
 
     def _rotate_if_large(self) -> None:
         """predictions.jsonl -> .1 -> .2 ... once it passes the size limit (the other workers follow the rename)."""

@@ -23,6 +23,12 @@ class PredictionRow:
 
 
 @dataclass(frozen=True)
+class ExplanationRow(PredictionRow):
+    """An answered explanation (table `explanations`, the columns of predictions): `prediction` holds the
+    prediction, base value and contributions as answered. A subclass, so check for it before PredictionRow."""
+
+
+@dataclass(frozen=True)
 class ErrorRow:
     request_id: str
     task: str
@@ -57,6 +63,20 @@ def encode_predictions(rows: list[PredictionRow], now: str) -> tuple[list[tuple]
         prediction = repr(value) if type(value) is float and math.isfinite(value) else json.dumps(value)
         values.append((ts, r.request_id, r.task, r.model, inputs, prediction, r.latency_ms))
         lines.append(f'{shared}{inputs}, "prediction": {prediction}{tail}')
+    return values, lines
+
+
+def encode_explanations(rows: list[ExplanationRow], now: str) -> tuple[list[tuple], list[str]]:
+    """SQLite values and JSON lines of explanations; a line carries `"kind": "explanation"`, so a reader of the
+    mirror tells them from predictions."""
+    values, lines = [], []
+    for r in rows:
+        ts = r.ts or now
+        inputs, explanation = json.dumps(r.inputs), json.dumps(r.prediction)
+        values.append((ts, r.request_id, r.task, r.model, inputs, explanation, r.latency_ms))
+        lines.append(json.dumps({"ts": ts, "kind": "explanation", "request_id": r.request_id, "task": r.task,
+                                 "model": r.model, "inputs": r.inputs, "prediction": r.prediction,
+                                 "latency_ms": r.latency_ms}))
     return values, lines
 
 

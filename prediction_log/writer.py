@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from prediction_log.location import LogLocation, sqlite_in
-from prediction_log.store import ErrorRow, PredictionRow, encode_errors, encode_predictions, utc_now
+from prediction_log.store import (
+    ErrorRow,
+    ExplanationRow,
+    PredictionRow,
+    encode_errors,
+    encode_explanations,
+    encode_predictions,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
 MAX_GROUP = 2048  # rows per commit at most
@@ -102,7 +110,7 @@ class PredictionLog:
         """Whether the last write (or probe) succeeded."""
         return self._healthy
 
-    async def write(self, rows: list[PredictionRow | ErrorRow]) -> None:
+    async def write(self, rows: list[PredictionRow | ExplanationRow | ErrorRow]) -> None:
         """Queue rows and wait until they are committed. Raises LogUnavailable."""
         if not self.running:
             raise LogUnavailable("the prediction log is not open")
@@ -155,19 +163,22 @@ class PredictionLog:
 
     def _commit(self, group: list[tuple[list, asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
         now = utc_now()
-        predictions, errors = [], []
+        predictions, explanations, errors = [], [], []
         for rows, _, _ in group:
             for row in rows:
-                (predictions if isinstance(row, PredictionRow) else errors).append(row)
+                (explanations if isinstance(row, ExplanationRow)  # a PredictionRow too: ask first
+                 else predictions if isinstance(row, PredictionRow) else errors).append(row)
         failure = None
         try:
             prediction_values, prediction_lines = encode_predictions(predictions, now)
+            explanation_values, explanation_lines = encode_explanations(explanations, now)
             error_values, error_lines = encode_errors(errors, now)
-            self.store.write(prediction_values, error_values, prediction_lines + error_lines)
+            self.store.write(prediction_values, error_values, prediction_lines + explanation_lines + error_lines,
+                             explanation_values)
         except (*self.store.errors, TypeError, ValueError) as exc:
             failure = LogUnavailable(f"prediction log write failed: {type(exc).__name__}: {exc}")
             logger.error("prediction log: %d rows not logged (their requests get 503): %s: %s",
-                         len(predictions) + len(errors), type(exc).__name__, exc)
+                         len(predictions) + len(explanations) + len(errors), type(exc).__name__, exc)
             self._set_healthy(False)
         else:
             self._set_healthy(True)

@@ -11,7 +11,9 @@ The reference profile (stage `profile`) travels with the model as the custom obj
 service loads it for the live drift score and `make monitor` for the offline report, so drift is always
 measured against the training data of the model that made the predictions. The compiled form (stage
 `compile`) travels as the custom object "compiled" (the ONNX graph's bytes, or None with the reason in the
-metadata): the service serves it and falls back to the scikit-learn model when it is absent or fails.
+metadata): the service serves it and falls back to the scikit-learn model when it is absent or fails. The
+explanation background (stage `explain`) travels as "explain_background": POST /<task>/explain measures
+contributions against it.
 
     python -m stages.package
     python -m stages.package --missing-only   # `make bento`: fill this machine's store after `dvc pull`
@@ -30,6 +32,7 @@ from typing import Any
 
 from domain.schema import SCHEMAS, TASKS
 from stages.config import champion_info, champion_model, compiled_dir, mlflow_info, reference_profile
+from stages.explain_files import explain_background
 from stages.files import md5sum, read_json, write_json
 from stages.lifetime import start_stage
 from stages.models import load_model
@@ -40,10 +43,10 @@ VERSION_CHARS = 16
 
 
 def model_version(task: str, defining: dict[str, Any], graph: bytes | None) -> str:
-    """A content hash of the served model: model file, reference profile, compiled graph and the deterministic
-    metadata."""
+    """A content hash of the served model: model file, reference profile, explanation background, compiled graph
+    and the deterministic metadata."""
     digest = hashlib.sha256()
-    for part in (md5sum(champion_model(task)), md5sum(reference_profile(task)),
+    for part in (md5sum(champion_model(task)), md5sum(reference_profile(task)), md5sum(explain_background(task)),
                  hashlib.md5(graph or b"").hexdigest(), json.dumps(defining, sort_keys=True)):
         digest.update(part.encode())
     return digest.hexdigest()[:VERSION_CHARS]
@@ -100,7 +103,8 @@ def package(task: str, commit: str, missing_only: bool = False) -> str:
         bentoml.models.delete(tag)  # same model, newer provenance (another MLflow run, another commit)
     bentoml.sklearn.save_model(tag, load_model(champion_model(task)), metadata=metadata, labels={"task": task},
                                signatures={"predict": {"batchable": False}},
-                               custom_objects={"reference": read_json(reference_profile(task)), "compiled": graph})
+                               custom_objects={"reference": read_json(reference_profile(task)), "compiled": graph,
+                                               "explain_background": read_json(explain_background(task))})
     return tag
 
 
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tags = {task: package(task, git_commit(), args.missing_only) for task in TASKS}
     except FileNotFoundError as exc:
-        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate profile compile` first")
+        sys.exit(f"package: {exc.filename} is missing; run `dvc repro evaluate profile compile explain` first")
     write_json("models/bento_models.json", tags)
     for task, tag in tags.items():
         print(f"package {task}: {tag}")

@@ -82,3 +82,22 @@ def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: Pipelin
     for text in ("## Pipeline", "### Full `dvc repro`", "### One-candidate param change", "full dvc repro <= 180 s",
                  "one-candidate param change <= 20 s", "### Against `HEAD`", "Reference job:"):
         assert text in report
+
+
+def test_explain_bench_smoke_reports_the_cost_and_predict_latency_beside_explain_load(repo: PipelineRepo,
+                                                                                       tmp_path: Path) -> None:
+    """`python -m bench.explain --smoke`: one core in process, then predict with and without explain load."""
+    out = tmp_path / "explain.json"
+    run = subprocess.run([sys.executable, "-m", "bench.explain", "--smoke", "--repo", str(repo.path), "--out", str(out),
+                          "--work-dir", str(tmp_path / "work"), "--core", "0"],
+                         cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    one = results["in_process"]
+    assert one["rows_per_explanation"] == 512 * one["background_rows"] and one["wall"]["p50_ms"] > 0
+    assert one["floor_model_call"]["p50_ms"] > 0
+    http = results["http"]
+    assert http["predict_alone"]["ok"] > 0 and http["predict_with_explain_load"]["ok"] > 0
+    assert http["predict_alone"]["socket_errors"] == http["predict_with_explain_load"]["socket_errors"] == 0
+    assert http["explain_load"]["ok"] > 0
+    assert "| + 4 explain clients |" in run.stdout

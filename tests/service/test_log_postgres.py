@@ -29,8 +29,8 @@ from monitoring.monitor import main as monitor
 from monitoring.report import summarise
 from prediction_log.location import parse_url, sqlite_in
 from prediction_log.postgres_store import PostgresStore
-from prediction_log.schema import SCHEMA_VERSION
-from prediction_log.store import ErrorRow, PredictionRow
+from prediction_log.schema import MIGRATIONS, SCHEMA_VERSION
+from prediction_log.store import ErrorRow, ExplanationRow, PredictionRow
 from prediction_log.writer import PredictionLog
 from tests.service.test_service import HOUSING_ROW
 from tests.support.dvc_repo import PipelineRepo
@@ -49,6 +49,10 @@ def _rows() -> list[PredictionRow | ErrorRow]:
                            {"species": "setosa", "probabilities": {"setosa": 0.9, "virginica": 0.1}}, 2.0,
                            "2026-11-30T10:40:00.000000+00:00")]
     rows.append(ErrorRow("bad", "housing", 400, {"error": "x"}, 1.0, "2026-11-30T10:45:00.000000+00:00"))
+    # an explanation goes to its own table: it changes no prediction statistics
+    rows.append(ExplanationRow("why", "housing", "housing-regressor:x", {"median_income": 3.0},
+                               {"prediction": 2.0, "base_value": 1.0, "contributions": {"median_income": 1.0}}, 9.0,
+                               "2026-11-30T10:50:00.000000+00:00"))
     return rows
 
 
@@ -64,6 +68,9 @@ def test_report_and_query_layer_give_the_same_results_from_either_store(postgres
         first, second = (summarise(location, since) for location in stores.values())
         assert first == second, since
     assert summarise(stores["postgresql"])["housing"]["requests"] == 31
+    with psycopg.connect(postgres_database) as connection:
+        logged = connection.execute("SELECT request_id, prediction FROM explanations").fetchall()
+    assert logged == [("why", {"prediction": 2.0, "base_value": 1.0, "contributions": {"median_income": 1.0}})]
     windows = [read_window(location, "iris", None) for location in stores.values()]
     for column in ("ts", "request_id", "model", "inputs", "prediction", "latency_ms"):
         assert windows[0].predictions[column].tolist() == windows[1].predictions[column].tolist(), column
@@ -78,7 +85,7 @@ def test_servers_starting_at_once_migrate_once(postgres_database: str) -> None:
         store.close()
     with psycopg.connect(postgres_database) as connection:
         versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY version")]
-    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert versions == sorted(MIGRATIONS) and versions[-1] == SCHEMA_VERSION
 
 
 # -- live: two servers, one database ----------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 from prediction_log import location as locations
 from prediction_log.location import LocationError, parse_url, resolve
 from prediction_log.prune import main as prune_main
-from prediction_log.schema import SCHEMA_VERSION, migrate_sqlite
-from prediction_log.store import ErrorRow, PredictionRow
+from prediction_log.schema import MIGRATIONS, SCHEMA_VERSION, migrate_sqlite
+from prediction_log.store import ErrorRow, ExplanationRow, PredictionRow
 from prediction_log.writer import PredictionLog
 
 
@@ -56,12 +56,14 @@ def test_migrations_bring_an_old_log_to_the_current_version_once(tmp_path: Path)
                "latency_ms REAL NOT NULL)")
     db.execute("INSERT INTO predictions (ts, request_id, task, model, inputs, prediction, latency_ms) "
                "VALUES ('2020-01-01', 'old', 'iris', 'm', '{}', '1', 1.0)")
-    assert migrate_sqlite(db) == list(range(1, SCHEMA_VERSION + 1))
+    # every migration, in order (versions may have gaps while branches that add them are merged)
+    assert migrate_sqlite(db) == sorted(MIGRATIONS)
     assert migrate_sqlite(db) == []
     assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT request_id FROM predictions").fetchall() == [("old",)]
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"predictions_task_ts", "predictions_request_id"} <= indexes
+    assert {"predictions_task_ts", "predictions_request_id", "explanations_task_ts"} <= indexes
+    assert db.execute("SELECT COUNT(*) FROM explanations").fetchone()[0] == 0
 
 
 def _write(log: PredictionLog, rows: list) -> None:
@@ -77,12 +79,15 @@ def test_prune_deletes_old_rows_in_batches_and_keeps_the_rest(tmp_path: Path, ca
     log = PredictionLog(tmp_path)
     log.start()
     _write(log, [_aged(f"old{i}", 40) for i in range(25)] + [_aged(f"new{i}", 1) for i in range(5)]
-           + [ErrorRow("bad", "iris", 400, {}, 1.0, _aged("", 40).ts)])
+           + [ErrorRow("bad", "iris", 400, {}, 1.0, _aged("", 40).ts)]
+           + [ExplanationRow(f"why{i}", "iris", "m", {"x": 1}, {"base_value": {}}, 1.0, _aged("", 40 - 39 * i).ts)
+              for i in range(2)])
     assert prune_main(["--log-dir", str(tmp_path), "--days", "30", "--batch", "7"]) == 0
-    assert "deleted 26 rows" in capsys.readouterr().out
+    assert "deleted 27 rows" in capsys.readouterr().out
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert {r[0] for r in db.execute("SELECT request_id FROM predictions")} == {f"new{i}" for i in range(5)}
         assert db.execute("SELECT COUNT(*) FROM request_errors").fetchone()[0] == 0
+        assert [r[0] for r in db.execute("SELECT request_id FROM explanations")] == ["why1"]
     _write(log, [_aged("after", 0)])  # the service's writer is unaffected
     log.close()
     assert prune_main(["--log-dir", str(tmp_path / "nowhere"), "--days", "1"]) == 2

@@ -1,0 +1,176 @@
+"""Stage `explain@<task>`: the background sample explanations are measured against, and global importance.
+
+Writes models/<task>/explain_background.json (packaged with the model) and metrics/plots/importance/<task>.csv.
+
+- **Background**: `explain.background_rows[task]` training rows, one seeded row per stratum of the champion's
+  prediction (`background_records`), as raw records. `package` attaches them to the model (custom object
+  "explain_background"), so the service explains against the data of the model that predicts. One
+  explanation costs 2**fields x these rows through the model (housing: 512 x 4 = 2,048 rows), hence a knob.
+- **Global importance**: the mean absolute contribution of each raw field over a seeded sample of
+  `explain.importance_rows` test-split rows (dollars for housing; probability points, averaged over the
+  classes, for iris), computed with shap's exact explainer (`shap.explainers.Exact` with an independent
+  masker on the background) over the predictor the service serves (the compiled graph where there is one).
+  Written as plot data (metrics/plots/importance/<task>.csv, drawn by `dvc plots show`) and logged as an
+  artifact of the champion's MLflow run (models/<task>/mlflow.json names it; skipped with a note when
+  evaluate did not run on this machine).
+- **Check**: the service computes its explanations with its own exact Shapley code (domain/explain.py, no
+  shap in the image); the stage fails if that code disagrees with shap by more than 1e-6 (relative to the
+  prediction's scale) on the first `CHECK_ROWS` rows of the sample.
+
+Deterministic: the same model and rows give the same numbers (single-threaded predictions, fixed seeds),
+rounded to 6 significant digits in the CSV.
+
+    python -m stages.explain housing
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from domain.explain import ExactShapley, Model, arrays_model, encode, frame_model
+from domain.schema import SCHEMAS, TASKS, Kind
+from stages.config import champion_model, compiled_dir, load_params, mlflow_info
+from stages.explain_files import explain_background, importance_plot
+from stages.files import atomic_path, read_json
+from stages.lifetime import start_stage
+
+CHECK_ROWS = 10
+CHECK_TOLERANCE = 1e-6
+BACKGROUND_FORMAT = 1
+
+
+def _jsonable(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def background_records(X: pd.DataFrame, predictions: np.ndarray, rows: int, seed: int) -> list[dict[str, Any]]:
+    """`rows` training rows as raw records (None where missing): the rows sorted by the champion's prediction
+    (a class's index for a classifier), cut into `rows` equal strata, one seeded row drawn from each.
+
+    Why stratified: a housing explanation can afford only a few background rows (its cost is 512 model rows
+    per background row), and a plain sample of 4 rows can miss the expensive or the cheap block groups, moving
+    the base value (their mean prediction) by tens of thousands of dollars; one row per prediction stratum
+    keeps it near the training mean."""
+    if len(X) <= rows:
+        chosen = np.arange(len(X))
+    else:
+        order = np.argsort(predictions, kind="stable")
+        rng = np.random.default_rng(seed)
+        chosen = np.array([stratum[rng.integers(len(stratum))] for stratum in np.array_split(order, rows)])
+    sample = X.iloc[chosen]
+    return [{key: _jsonable(value) for key, value in record.items()} for record in sample.to_dict(orient="records")]
+
+
+def sort_key(task: str, predictions: np.ndarray) -> np.ndarray:
+    """What the background is stratified by: the prediction (regression) or the predicted class's index."""
+    return np.argmax(predictions, axis=1) if SCHEMAS[task].kind is Kind.CLASSIFICATION else predictions
+
+
+def served_model(task: str, pipeline: Any) -> tuple[Model, str]:
+    """The field-matrix model of what the service serves: the compiled graph if the champion compiled, else
+    the scikit-learn model (probabilities for a classifier)."""
+    schema = SCHEMAS[task]
+    record = read_json(compiled_dir(task) / "compiled.json")
+    if record.get("compiled"):
+        from domain.compiled import CompiledModel
+
+        compiled = CompiledModel(pipeline.steps[0][1], (compiled_dir(task) / "model.onnx").read_bytes())
+        return arrays_model(schema, compiled.predict_arrays), "compiled"
+    predict = pipeline.predict_proba if schema.kind is Kind.CLASSIFICATION else pipeline.predict
+    return frame_model(schema, predict), "scikit-learn"
+
+
+def shap_values(model: Model, background: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """shap's exact Shapley values of `rows` (rows, fields[, classes]) against `background`."""
+    import shap
+
+    masker = shap.maskers.Independent(background, max_samples=len(background))
+    return np.asarray(shap.explainers.Exact(model, masker)(rows, silent=True).values)
+
+
+def check_against_shap(task: str, model: Model, background: np.ndarray, rows: np.ndarray,
+                       expected: np.ndarray) -> float:
+    """The largest difference between domain.explain and shap on `rows`, relative to the predictions' scale;
+    exits the stage if it exceeds CHECK_TOLERANCE."""
+    explainer = ExactShapley(SCHEMAS[task], background)
+    ours = np.stack([explainer.explain(row, model).contributions for row in rows])
+    scale = max(1.0, float(np.max(np.abs(model(rows)))))
+    worst = float(np.max(np.abs(ours - expected))) / scale
+    if not worst <= CHECK_TOLERANCE:
+        sys.exit(f"explain {task}: the service's Shapley values differ from shap's by {worst:.3g} (relative) "
+                 f"on test rows: domain/explain.py is wrong")
+    return worst
+
+
+def importance(task: str, values: np.ndarray) -> list[tuple[str, float]]:
+    """Mean |contribution| per raw field (over rows, and classes for a classifier), largest first."""
+    mean_abs = np.abs(values).mean(axis=tuple(a for a in range(values.ndim) if a != 1))
+    fields = SCHEMAS[task].feature_names
+    return sorted(((f, float(v)) for f, v in zip(fields, mean_abs, strict=True)), key=lambda fv: (-fv[1], fv[0]))
+
+
+def write_importance(path: Path, ranked: list[tuple[str, float]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["field", "mean_abs_contribution"])
+        writer.writerows((field, f"{value:.6g}") for field, value in ranked)
+
+
+def log_to_mlflow(task: str, plot: Path) -> str:
+    """Attach the importance to the champion's MLflow run (named by the last evaluate on this machine)."""
+    info = mlflow_info(task)
+    run_id = read_json(info).get("champion_run_id") if info.is_file() else None
+    if not run_id:
+        return f"not logged to MLflow: {info} names no champion run (evaluate did not run here)"
+    import mlflow
+
+    from stages.tracking import configure
+
+    configure()
+    mlflow.MlflowClient().log_artifact(run_id, str(plot), artifact_path="explain")
+    return f"logged to MLflow run {run_id} (artifact explain/{plot.name})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    start_stage()
+    from stages.models import load_model
+    from stages.rawdata import read_split
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=TASKS)
+    args = parser.parse_args(argv)
+    task, schema, settings = args.task, SCHEMAS[args.task], load_params()["explain"]
+    X_train = read_split(task, "train")[0]
+    model, predictor = served_model(task, load_model(champion_model(task)))
+    records = background_records(X_train, sort_key(task, model(encode(schema, X_train.to_dict(orient="records")))),
+                                 settings["background_rows"][task], settings["seed"])
+    X_test = read_split(task, "test")[0]
+    sample = X_test.sample(settings["importance_rows"], random_state=settings["seed"]) \
+        if len(X_test) > settings["importance_rows"] else X_test
+    rows = encode(schema, sample.to_dict(orient="records"))
+    background = encode(schema, records)
+    values = shap_values(model, background, rows)
+    worst = check_against_shap(task, model, background, rows[:CHECK_ROWS], values[:CHECK_ROWS])
+    ranked = importance(task, values)
+    with atomic_path(explain_background(task)) as tmp:
+        tmp.write_text(json.dumps(
+            {"format": BACKGROUND_FORMAT, "task": task, "seed": settings["seed"], "records": records},
+            separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
+    write_importance(importance_plot(task), ranked)
+    print(f"explain {task}: background {len(records)} training rows; importance over {len(rows)} test rows "
+          f"({predictor} predictor; matches shap within {worst:.1e}): "
+          + ", ".join(f"{field} {value:.4g}" for field, value in ranked[:4]) + ", ...")
+    print(f"explain {task}: {log_to_mlflow(task, importance_plot(task))}")
+
+
+if __name__ == "__main__":
+    main()
