@@ -13,7 +13,7 @@ export BENTOML_DO_NOT_TRACK := true
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team run repro bento serve report monitor prune test test-unit lint bench bench-smoke \
+.PHONY: install install-team run repro bento rollback serve report monitor prune test test-unit lint bench bench-smoke \
 	mlflow-server clean-venv
 
 install: $(INSTALLED)
@@ -43,6 +43,15 @@ bento: install
 	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
 	@echo "Built Bento: $$(cat .bento-tag)  (serve it: bentoml serve $$(cat .bento-tag))"
 
+## rollback: put the previous champion of TASK back in service: registry alias `champion` back on the version
+## `previous-champion` names (the rolled-back one is tagged and becomes the challenger), re-run the gate and the
+## stages after it (DVC cannot see the registry change), rebuild the Bento
+rollback: install
+	$(BIN)/python -m stages.rollback $(TASK)
+	dvc repro -f -s promote@$(TASK)
+	dvc repro
+	$(MAKE) bento
+
 ## serve: the development server on http://127.0.0.1:$(PORT)
 serve: install
 	bentoml serve --host 127.0.0.1 --port $(PORT)
@@ -51,11 +60,17 @@ serve: install
 report: install
 	$(BIN)/python -m monitoring.report
 
-## monitor: drift, latency and error report of the log (TASK=housing SINCE=24h) in reports/; exit 1 on drift
+## monitor: drift, latency and error report of the log (TASK=housing SINCE=24h) in reports/, then champion vs
+## challenger on the clients' feedback (monitoring/performance.py); both always run; exits with the drift monitor's
+## code when it is non-zero (1 drift, 2 nothing to judge, 3 bug, 4 missing values), else the performance one's
+## (0, 5 challenger significantly better, 6 significantly worse, 2, 3)
 TASK ?= housing
 SINCE ?= 24h
 monitor: install
-	$(BIN)/python -m monitoring.monitor --task $(TASK) --since $(SINCE) --out reports
+	@drift=0; $(BIN)/python -m monitoring.monitor --task $(TASK) --since $(SINCE) --out reports || drift=$$?; \
+	performance=0; $(BIN)/python -m monitoring.performance --task $(TASK) --since $(SINCE) --out reports \
+		|| performance=$$?; \
+	if [ $$drift -ne 0 ]; then exit $$drift; fi; exit $$performance
 
 ## prune: delete prediction-log rows older than DAYS (default 30), in bounded batches, beside a running service
 DAYS ?= 30

@@ -69,7 +69,7 @@ def in_process(repo: Path, core: int, explanations: int) -> dict[str, Any]:
 
     os.sched_setaffinity(0, {core})
     limit_native_threads()
-    tag = json.loads((repo / "models" / "bento_models.json").read_text())["housing"]
+    tag = json.loads((repo / "models" / "bento_models.json").read_text())["housing"]["champion"]
     model = bentoml.models.get(tag)
     estimator = bentoml.sklearn.load_model(model)
     predictor = load_predictor("housing", estimator, model.custom_objects, dict(model.info.metadata))

@@ -186,7 +186,7 @@ def private_bentoml_home(home: Path, repo: Path) -> Path:
     """A BentoML home whose model store holds only the repository's packaged models (symlinks)."""
     source = source_bentoml_home()
     tags = json.loads((repo / "models" / "bento_models.json").read_text())
-    for tag in tags.values():
+    for tag in (tag for roles in tags.values() for tag in roles.values()):
         name, version = tag.split(":")
         stored = source / "models" / name / version
         if not stored.is_dir():

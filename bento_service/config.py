@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bento_service.arms import Routing, routing_from_env
+from domain.schema import TASKS
 from prediction_log.location import LocationError, LogLocation, resolve
 
 
@@ -47,6 +49,9 @@ class Settings:
     trace_predictions: bool
     explain_concurrency: int  # explanations computed at once per worker (bento_service/explainer.py)
     explain_queue: int  # explanations waiting per worker beyond those; more get 429
+    routing: dict[str, Routing]  # per task: <TASK>_CHALLENGER = off | shadow | ab:<share> (bento_service/arms.py)
+    ab_seed: int  # the A/B draw of requests without X-Client-Key
+    max_feedback_items: int  # items of one POST /<task>/feedback_batch
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +70,9 @@ class Settings:
             trace_predictions=os.environ.get("TRACE_PREDICTIONS", "").lower() in ("1", "true", "yes"),
             explain_concurrency=max(1, _int("EXPLAIN_CONCURRENCY", 1)),
             explain_queue=max(0, _int("EXPLAIN_QUEUE", 4)),
+            routing={task: routing_from_env(task) for task in TASKS},
+            ab_seed=_int("AB_SEED", 0),
+            max_feedback_items=_int("MAX_FEEDBACK_ITEMS", 1000),
         )
 
 

@@ -22,11 +22,11 @@ from pydantic import ValidationError
 from bento_service import metrics
 from bento_service.config import SETTINGS
 from bento_service.rejections import TooManyKeys, check_key_count, describe, metric_field
-from bento_service.schemas import ROUTES
+from bento_service.schemas import REQUEST_ID_PATTERN, ROUTES
 from prediction_log.store import ErrorRow
 from prediction_log.writer import LogUnavailable, process_log
 
-SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+SAFE_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class RequestTooLarge(Exception):

@@ -58,6 +58,19 @@ FEATURE_MISSING = Gauge("feature_missing_share", "Share of the last requests tha
                         "scores judge the values sent)", ["task", "feature"], multiprocess_mode="livemax")
 PREDICTION_DRIFT = Gauge("prediction_drift_score", "PSI of the predictions over the last requests vs training",
                          ["task"], multiprocess_mode="livemax")
+# Champion and challenger (bento_service/arms.py). Shadow predictions are counted apart from answered ones.
+SHADOW_PREDICTIONS = Counter("shadow_predictions", "Records the challenger predicted in shadow mode (logged, not "
+                             "answered)", ["task", "model"])
+SHADOW_SKIPPED = Counter("shadow_predictions_skipped", "Records not shadowed: the worker's shadow backlog was full "
+                         "or the challenger failed", ["task", "reason"])
+FEEDBACK = Counter("feedback", "True values received (POST /<task>/feedback), by outcome", ["task", "status"])
+# The error of each served model on the last predictions that received their true value (RMSE for regression,
+# 1 - accuracy as `error_rate` for classification), and the same metric on its held-out test split: the
+# ModelLiveErrorHigh alert compares the two. `livemax`: the worst live worker.
+MODEL_LIVE_ERROR = Gauge("model_live_error", "Error of a model on its last predictions with feedback",
+                         ["task", "model", "metric"], multiprocess_mode="livemax")
+MODEL_REFERENCE_ERROR = Gauge("model_reference_error", "The same error on the model's held-out test split",
+                              ["task", "model", "metric"], multiprocess_mode="livemax")
 # Readiness as /readyz answers it (models loaded, prediction log open), one series per live worker
 # (`liveall`: label pid) so a worker stuck loading shows 0 beside ready siblings; 0 from import on.
 WORKER_READY = Gauge("prediction_worker_ready", "1 when this worker's models are loaded and its prediction log is open",

@@ -19,12 +19,18 @@ from bento_service.config import SETTINGS
 from bento_service.rejections import MAX_OBJECT_KEYS
 from bento_service.schemas import (
     ErrorResponse,
+    FeedbackAnswer,
+    FeedbackBatchAnswer,
     HousingBatch,
     HousingBatchPrediction,
     HousingExplanation,
+    HousingFeedback,
+    HousingFeedbackBatch,
     HousingPrediction,
     HousingRecord,
     IrisExplanation,
+    IrisFeedback,
+    IrisFeedbackBatch,
     IrisPrediction,
     IrisRecord,
     ValidationErrorResponse,
@@ -48,6 +54,17 @@ EXPLANATION_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...
      "values against the model's background sample)"),
     ("/iris/explain", IrisRecord, IrisExplanation,
      "Why /iris/predict answers what it does: per species, each raw field's contribution to its probability"),
+)
+
+# (route, request model, response model, summary): true values of answered predictions
+FEEDBACK_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...] = (
+    ("/housing/feedback", HousingFeedback, FeedbackAnswer,
+     "The true median house value of an answered prediction (its request_id, and position in a batch)"),
+    ("/housing/feedback_batch", HousingFeedbackBatch, FeedbackBatchAnswer,
+     f"True values of 1 to {SETTINGS.max_feedback_items} answered housing predictions, each item's outcome"),
+    ("/iris/feedback", IrisFeedback, FeedbackAnswer, "The true species of an answered prediction"),
+    ("/iris/feedback_batch", IrisFeedbackBatch, FeedbackBatchAnswer,
+     f"True species of 1 to {SETTINGS.max_feedback_items} answered iris predictions, each item's outcome"),
 )
 
 DESCRIPTION = f"""Predictions of two models trained and chosen by a reproducible DVC pipeline:
@@ -76,6 +93,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "missing or wrong X-API-Key header (only when the server sets API_KEY)",
         413: f"request body over {SETTINGS.max_body_bytes} bytes",
         415: "Content-Type is not application/json",
+        404: "no prediction of this task has that request_id and position (nothing stored)",
+        409: "that prediction already has its true value: the first one stays",
         429: "this worker is computing and queueing as many explanations as it may (EXPLAIN_CONCURRENCY + "
              "EXPLAIN_QUEUE): retry later; predictions are not limited by this",
         503: "the service is starting (models or prediction log not ready) or the prediction log cannot be "
@@ -91,12 +110,27 @@ def _prediction_operation(request: type[BaseModel], response: type[BaseModel], s
     name = response.__name__ if explanation else request.__name__
     return {
         "tags": ["explanations" if explanation else "predictions"],
+        **_operation_body(name, request, response, summary,
+                          "the explanation, as logged" if explanation else "the prediction, as logged",
+                          (400, 401, 413, 415, *((429,) if explanation else ()), 503, 504)),
+    }
+
+
+def _feedback_operation(request: type[BaseModel], response: type[BaseModel], summary: str) -> dict[str, Any]:
+    single = response is FeedbackAnswer
+    return {"tags": ["feedback"],
+            **_operation_body(request.__name__, request, response, summary,
+                              "stored" if single else "each item's outcome: stored, unknown or duplicate",
+                              (400, 401, *((404, 409) if single else ()), 413, 415, 503, 504))}
+
+
+def _operation_body(name: str, request: type[BaseModel], response: type[BaseModel], summary: str, ok: str,
+                    errors: tuple[int, ...]) -> dict[str, Any]:
+    return {
         "summary": summary,
         "operationId": name[0].lower() + name[1:],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request)}}},
-        "responses": {"200": _json(_ref(response), "the explanation, as logged" if explanation
-                                   else "the prediction, as logged"),
-                      **_errors(400, 401, 413, 415, *((429,) if explanation else ()), 503, 504)},
+        "responses": {"200": _json(_ref(response), ok), **_errors(*errors)},
         # with no API_KEY configured the routes are open: an empty requirement says so
         "security": [{SECURITY_SCHEME: []}] if SETTINGS.api_key else [{}, {SECURITY_SCHEME: []}],
     }
@@ -122,13 +156,16 @@ MODEL_INFO = {
 def openapi_document() -> dict[str, Any]:
     """The document (built once per process)."""
     models = [(m, "validation") for _, m, _, _ in PREDICTION_ROUTES]
-    models += [(m, "serialization") for _, _, m, _ in PREDICTION_ROUTES + EXPLANATION_ROUTES]
+    models += [(m, "validation") for _, m, _, _ in FEEDBACK_ROUTES]
+    models += [(m, "serialization") for _, _, m, _ in PREDICTION_ROUTES + EXPLANATION_ROUTES + FEEDBACK_ROUTES]
     models += [(ValidationErrorResponse, "serialization"), (ErrorResponse, "serialization")]
     _, definitions = models_json_schema(models, ref_template=REF)
     paths: dict[str, Any] = {route: {"post": _prediction_operation(request, response, summary)}
                              for route, request, response, summary in PREDICTION_ROUTES}
     paths.update({route: {"post": _prediction_operation(request, response, summary, explanation=True)}
                   for route, request, response, summary in EXPLANATION_ROUTES})
+    paths.update({route: {"post": _feedback_operation(request, response, summary)}
+                  for route, request, response, summary in FEEDBACK_ROUTES})
     paths["/model"] = {"get": {
         "tags": ["models"], "summary": "What is being served: tags, metrics and provenance of both models",
         "operationId": "modelInfo",
@@ -145,6 +182,7 @@ def openapi_document() -> dict[str, Any]:
                  "description": DESCRIPTION},
         "tags": [{"name": "predictions", "description": "model predictions, each one logged before it is answered"},
                  {"name": "explanations", "description": "why a prediction is what it is, logged like predictions"},
+                 {"name": "feedback", "description": "true values of answered predictions, for live accuracy"},
                  {"name": "models", "description": "the served models"},
                  {"name": "operations", "description": "probes and metrics"}],
         "paths": paths,

@@ -7,12 +7,14 @@ are errors, never coerced.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model, field_validator
 
 from bento_service.config import SETTINGS
 from domain.schema import HOUSING, IRIS, CategoryField, NumericField, TaskSchema
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"  # what the guard accepts as a client's X-Request-ID
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -66,18 +68,21 @@ class HousingBatch(BaseModel):
 
 
 MODEL_TAG = "BentoML model tag that made the prediction"
+ARM = "which model answered: the champion, or the challenger (A/B mode, see GET /model)"
 REQUEST_ID = "the request's id: the client's X-Request-ID if it is 1-64 characters of [A-Za-z0-9._:-], else a new one"
 
 
 class HousingPrediction(BaseModel):
     prediction: float = Field(description="predicted median house value in US dollars")
     model: str = Field(description=MODEL_TAG)
+    arm: Literal["champion", "challenger"] = Field(description=ARM)
     request_id: str = Field(description=REQUEST_ID)
 
 
 class HousingBatchPrediction(BaseModel):
     predictions: list[float] = Field(description="predicted median house values in US dollars, in request order")
     model: str = Field(description=MODEL_TAG)
+    arm: Literal["champion", "challenger"] = Field(description=ARM)
     request_id: str = Field(description=REQUEST_ID)
 
 
@@ -85,6 +90,7 @@ class IrisPrediction(BaseModel):
     species: Literal[IRIS.classes] = Field(description="the most probable species")  # type: ignore[valid-type]
     probabilities: dict[str, float] = Field(description="probability of each species")
     model: str = Field(description=MODEL_TAG)
+    arm: Literal["champion", "challenger"] = Field(description=ARM)
     request_id: str = Field(description=REQUEST_ID)
 
 
@@ -109,6 +115,65 @@ class IrisExplanation(BaseModel):
         description=f"per species, probability points per raw field: {CONTRIBUTIONS}")
     model: str = Field(description=MODEL_TAG)
     request_id: str = Field(description=REQUEST_ID)
+
+
+# -- feedback: the true value of an answered prediction ---------------------------------------------------
+FEEDBACK_REQUEST_ID = "request_id of the prediction's answer (its X-Request-ID)"
+POSITION = "the record's index in its request: 0 for /predict, 0 to n-1 for /predict_batch"
+
+
+def _target(schema: TaskSchema) -> tuple[Any, Any]:
+    """The true value, bounded as the raw data's label is (preprocess rejects the same values)."""
+    spec = schema.target
+    if isinstance(spec, CategoryField):
+        return Literal[spec.categories], Field(description=f"the true {spec.description}")  # type: ignore[valid-type]
+    return float, Field(description=f"the true {spec.description} ({spec.unit}); from {spec.minimum:g} to "
+                                    f"{spec.maximum:g}", ge=spec.minimum, le=spec.maximum, allow_inf_nan=False)
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's `integer` includes 270.0: accept a float with no fraction as the int it is (strict models
+    refuse floats for ints otherwise); 270.5, strings and booleans stay errors."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+Position = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def _feedback_model(name: str, schema: TaskSchema) -> type[BaseModel]:
+    return create_model(
+        name, __config__=STRICT,
+        request_id=(str, Field(description=FEEDBACK_REQUEST_ID, pattern=REQUEST_ID_PATTERN)),
+        position=(Position, Field(default=0, ge=0, lt=SETTINGS.max_batch_records, description=POSITION)),
+        actual=_target(schema))
+
+
+HousingFeedback = _feedback_model("HousingFeedback", HOUSING)
+IrisFeedback = _feedback_model("IrisFeedback", IRIS)
+
+
+def _feedback_batch_model(name: str, item: type[BaseModel]) -> type[BaseModel]:
+    return create_model(name, __config__=STRICT, items=(
+        list[item], Field(min_length=1, max_length=SETTINGS.max_feedback_items)))  # type: ignore[valid-type]
+
+
+HousingFeedbackBatch = _feedback_batch_model("HousingFeedbackBatch", HousingFeedback)
+IrisFeedbackBatch = _feedback_batch_model("IrisFeedbackBatch", IrisFeedback)
+FEEDBACK_STATUS = ("stored: recorded; unknown: no prediction of this task has that request id and position (404 "
+                   "alone); duplicate: that prediction already has its true value (409 alone), the first one stays")
+
+
+class FeedbackAnswer(BaseModel):
+    request_id: str
+    position: int
+    status: Literal["stored", "unknown", "duplicate"] = Field(description=FEEDBACK_STATUS)
+
+
+class FeedbackBatchAnswer(BaseModel):
+    results: list[FeedbackAnswer] = Field(description="one per item, in request order")
+    stored: int
+    unknown: int
+    duplicate: int
 
 
 # -- error answers (the request guard's and the service's; documented in bento_service/openapi.py) -------
@@ -140,4 +205,8 @@ ROUTES: dict[str, tuple[str, type[BaseModel]]] = {
     "/iris/predict": ("iris", IrisRecord),
     "/housing/explain": ("housing", HousingRecord),
     "/iris/explain": ("iris", IrisRecord),
+    "/housing/feedback": ("housing", HousingFeedback),
+    "/housing/feedback_batch": ("housing", HousingFeedbackBatch),
+    "/iris/feedback": ("iris", IrisFeedback),
+    "/iris/feedback_batch": ("iris", IrisFeedbackBatch),
 }

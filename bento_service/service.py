@@ -1,10 +1,12 @@
 """The BentoML prediction service for the two champions.
 
-Routes: POST /housing/predict, /housing/predict_batch, /iris/predict, /housing/explain, /iris/explain;
-GET /model; BentoML's
-/livez, /readyz, /metrics and the Swagger UI at /. Requests are checked by the guard
-(bento_service/guard.py) before they reach these handlers; every prediction is committed to
-the prediction log before it is answered.
+Routes: POST /housing/predict, /housing/predict_batch, /iris/predict, /housing/explain, /iris/explain,
+/<task>/feedback and /<task>/feedback_batch; GET /model; BentoML's /livez, /readyz, /metrics and the
+Swagger UI at /. Requests are checked by the guard (bento_service/guard.py) before they reach these
+handlers; every prediction is committed to the prediction log before it is answered.
+
+Each task serves a champion and a challenger (bento_service/arms.py: off, shadow or A/B per task); every
+logged row carries the model's tag and its arm, and every answer says which model gave it.
 
 Run from the project root: `bentoml serve` (reads bentofile.yaml) or `make serve`.
 """
@@ -12,6 +14,7 @@ Run from the project root: `bentoml serve` (reads bentofile.yaml) or `make serve
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import logging
 import os
@@ -29,33 +32,47 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bento_service import bentoml_patches, http_limits, metrics
+from bento_service.arms import CLIENT_KEY_HEADER, ArmChooser, Routing
 from bento_service.batching import MicroBatcher
 from bento_service.config import SETTINGS
 from bento_service.explainer import ExplainerBusy, ServedExplainer
 from bento_service.guard import RequestGuard
 from bento_service.live_drift import DriftWindow, gauge_publisher
+from bento_service.live_error import LiveError
 from bento_service.native_threads import limit_native_threads, model_executor, native_threads
 from bento_service.openapi import openapi_document
 from bento_service.predictors import Predictor, load_predictor
 from bento_service.readiness import ServerReadiness
 from bento_service.schemas import (
     ROUTES,
+    FeedbackAnswer,
+    FeedbackBatchAnswer,
     HousingBatch,
     HousingBatchPrediction,
     HousingExplanation,
+    HousingFeedback,
+    HousingFeedbackBatch,
     HousingPrediction,
     HousingRecord,
     IrisExplanation,
+    IrisFeedback,
+    IrisFeedbackBatch,
     IrisPrediction,
     IrisRecord,
 )
 from domain.schema import SCHEMAS, Kind
+from prediction_log.feedback import FeedbackItem, FeedbackResult, FeedbackStore, open_feedback_store
 from prediction_log.location import LogLocation
 from prediction_log.store import ExplanationRow, PredictionRow, utc_now
 from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
 logger = logging.getLogger("bentoml.prediction_service")
 LOG_RETRY_SECONDS = 2.0
+# Shadow mode: the challenger's batcher waits this long for more requests before a call (fewer, larger calls:
+# its CPU per request is what shadowing costs, bench/shadow.py), and at most this many records wait for it;
+# beyond that, records are not shadowed (counted in shadow_predictions_skipped) rather than queued without bound.
+SHADOW_LINGER_S = 0.01
+MAX_SHADOW_BACKLOG = 1024
 
 
 @dataclass
@@ -68,17 +85,35 @@ class ServedModel:
     predictor: Predictor
     drift: DriftWindow | None = None
     explainer: ServedExplainer | None = None
+    role: str = "champion"  # or "challenger": the arm its answers are logged under
+
+    def describe(self) -> dict[str, Any]:
+        return {"tag": self.tag, **self.metadata, "predictor": self.predictor.describe()}
 
 
-# Models loaded in this worker process, by task; read by the handlers and by GET /model.
-LOADED: dict[str, ServedModel] = {}
+@dataclass
+class ServedTask:
+    """A task's champion and challenger in this worker, how requests are routed between them, and their live
+    error on the predictions whose true values came back."""
+
+    champion: ServedModel
+    challenger: ServedModel | None  # None: the store had none, the champion serves alone
+    chooser: ArmChooser
+    live_error: LiveError
+    shadow_backlog: int = 0  # records waiting for the shadowing challenger
+
+
+# What this worker serves, by task; read by the handlers and by GET /model.
+LOADED: dict[str, ServedTask] = {}
 
 
 async def model_info(request: Request) -> JSONResponse:
-    """GET /model: what is being served, with its training metrics and provenance."""
+    """GET /model: each task's champion (its fields at the top, as before challengers), its challenger and the
+    routing between them, with training metrics and provenance."""
     if len(LOADED) < len(SCHEMAS):
         return JSONResponse({"error": "models are still loading"}, status_code=503)
-    return JSONResponse({task: {"tag": served.tag, **served.metadata, "predictor": served.predictor.describe()}
+    return JSONResponse({task: {**served.champion.describe(), "routing": served.chooser.routing.describe(),
+                                "challenger": served.challenger.describe() if served.challenger else None}
                          for task, served in LOADED.items()})
 
 
@@ -96,6 +131,20 @@ def _unavailable(ctx: bentoml.Context, message: str, request_id: str) -> JSONRes
     # BentoML applies ctx.response.status_code to whatever a handler with a ctx returns.
     ctx.response.status_code = 503
     return JSONResponse({"error": message, "request_id": request_id}, status_code=503)
+
+
+def _challenger_reference(task: str) -> bentoml.models.BentoModel | None:
+    """The task's challenger if the model store has one (stage `package` saves it), else None: the champion then
+    serves alone, mode off. A built Bento carries the challengers that existed when it was built."""
+    from bentoml.exceptions import NotFound
+
+    tag = f"{SCHEMAS[task].challenger_name}:latest"
+    try:
+        bentoml.models.get(tag)
+    except NotFound:
+        logger.warning("no %s in the model store: %s is served without a challenger", tag, task)
+        return None
+    return bentoml.models.BentoModel(tag)
 
 
 # The container image: BentoML's standard python:3.11-slim base. An unknown `distro` makes BentoML
@@ -118,12 +167,18 @@ TRACING = {} if SETTINGS.trace_predictions else {"excluded_urls": list(ROUTES)}
 class PredictionService:
     housing_model = bentoml.models.BentoModel(f"{SCHEMAS['housing'].model_name}:latest")
     iris_model = bentoml.models.BentoModel(f"{SCHEMAS['iris'].model_name}:latest")
+    housing_challenger = _challenger_reference("housing")
+    iris_challenger = _challenger_reference("iris")
 
     def __init__(self) -> None:
         # Runs on the worker's event loop thread, where small batches are predicted; the OpenMP of the
         # models is limited there once they are loaded (threadpoolctl only sees libraries already loaded).
         self._loop = asyncio.get_running_loop()
         self._readiness = ServerReadiness.from_environment(_worker_count())
+        self._shadows: set[asyncio.Task] = set()  # shadow predictions in flight (a reference keeps them alive)
+        # Feedback looks rows up and stores true values synchronously, one call at a time, off the event loop.
+        self._feedback_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedback")
+        self._feedback_store: FeedbackStore | None = None
         # Load in the background so the server answers /livez at once and /readyz says 503
         # until the models are loaded and the prediction log is open.
         self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
@@ -132,20 +187,22 @@ class PredictionService:
     def _load(self) -> None:
         limit_native_threads()  # the warm-up predictions below run in this thread
         executor = model_executor()
-        for task, reference in (("housing", self.housing_model), ("iris", self.iris_model)):
-            estimator = bentoml.sklearn.load_model(reference)
-            metadata = dict(reference.info.metadata)
-            # the compiled model if it loads and agrees with scikit-learn, else scikit-learn (logged either way);
-            # classifiers answer with every class's probability, regressors with the value
-            predictor = load_predictor(task, estimator, reference.custom_objects, metadata)
-            # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
-            if metadata.get("input_example"):
-                predictor.predict(metadata["input_example"][:1])
-            batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe,
-                                   executor=executor)
-            LOADED[task] = ServedModel(task, str(reference.tag), metadata, estimator, batcher, predictor,
-                                       _drift_window(task, reference), _explainer(task, reference, predictor,
-                                                                                  estimator))
+        for task, champion, challenger in (("housing", self.housing_model, self.housing_challenger),
+                                           ("iris", self.iris_model, self.iris_challenger)):
+            routing = SETTINGS.routing[task]
+            served = _served_model(task, champion, executor)
+            served.drift = _drift_window(task, champion)
+            served.explainer = _explainer(task, champion, served.predictor, served.estimator)
+            if challenger is None and routing.mode != "off":
+                logger.warning("%s_CHALLENGER=%s but there is no challenger: the champion serves alone",
+                               task.upper(), routing.mode)
+                routing = Routing()
+            rival = None if challenger is None else _served_model(task, challenger, executor, "challenger", routing)
+            models = {model.tag: model.metadata for model in (served, rival) if model is not None}
+            LOADED[task] = ServedTask(served, rival, ArmChooser(task, routing, SETTINGS.ab_seed),
+                                      LiveError(task, models))
+            logger.info("%s: champion %s, challenger %s, %s", task, served.tag, rival.tag if rival else "none",
+                        routing.describe())
         limited = threading.Event()
 
         def limit_on_loop() -> None:
@@ -183,8 +240,11 @@ class PredictionService:
     @bentoml.on_shutdown
     def close_log(self) -> None:
         for served in LOADED.values():
-            if served.explainer is not None:
-                served.explainer.close()
+            if served.champion.explainer is not None:
+                served.champion.explainer.close()
+        self._feedback_executor.shutdown(wait=False, cancel_futures=True)
+        if self._feedback_store is not None:
+            self._feedback_store.close()
         log = process_log()
         if log is not None:
             log.close()
@@ -194,20 +254,23 @@ class PredictionService:
     async def housing_predict(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingPrediction:  # type: ignore[valid-type]
         """Median house value (US dollars) of one census block group."""
         return await self._answer("housing", [record.model_dump()], ctx, lambda served, request_id, predictions:
-                                  HousingPrediction(prediction=predictions[0], model=served.tag, request_id=request_id))
+                                  HousingPrediction(prediction=predictions[0], model=served.tag,
+                                                    arm=served.role, request_id=request_id))
 
     @bentoml.api(route="/housing/predict_batch")
     async def housing_predict_batch(self, batch: HousingBatch, /, ctx: bentoml.Context) -> HousingBatchPrediction:
         """Median house values for up to MAX_BATCH_RECORDS block groups in one request."""
         return await self._answer("housing", [r.model_dump() for r in batch.records], ctx,
                                   lambda served, request_id, predictions: HousingBatchPrediction(
-                                      predictions=predictions, model=served.tag, request_id=request_id))
+                                      predictions=predictions, model=served.tag, arm=served.role,
+                                      request_id=request_id))
 
     @bentoml.api(route="/iris/predict")
     async def iris_predict(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisPrediction:  # type: ignore[valid-type]
         """Species of one iris flower from its sepal and petal measurements (cm)."""
         return await self._answer("iris", [record.model_dump()], ctx, lambda served, request_id, predictions:
-                                  IrisPrediction(**predictions[0], model=served.tag, request_id=request_id))
+                                  IrisPrediction(**predictions[0], model=served.tag, arm=served.role,
+                                                 request_id=request_id))
 
     @bentoml.api(route="/housing/explain")
     async def housing_explain(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingExplanation:  # type: ignore[valid-type]
@@ -230,7 +293,8 @@ class PredictionService:
         request = _Request.of(ctx, task)
         if isinstance(request, JSONResponse):
             return request
-        request_id, started, received, served, log = request
+        request_id, started, received, entry, log = request
+        served = entry.champion  # explanations are of the champion's answers
         if served.explainer is None:
             return _unavailable(ctx, f"{served.tag} carries no explanation background (packaged before stage "
                                      "`explain`): no explanations", request_id)
@@ -267,12 +331,15 @@ class PredictionService:
         request = _Request.of(ctx, task)
         if isinstance(request, JSONResponse):
             return request
-        request_id, started, received, served, log = request
+        request_id, started, received, entry, log = request
+        arm = entry.chooser.arm(ctx.request.headers.get(CLIENT_KEY_HEADER))
+        served = entry.challenger if arm == "challenger" else entry.champion
         values = await served.batcher.predict(rows)
         metrics.REQUEST_ROWS.labels(task).observe(len(rows))
         latency_ms = 1000 * (time.perf_counter() - started)
         logged = [PredictionRow(request_id, task, served.tag, row, _jsonable(task, served, value), latency_ms,
-                                received) for row, value in zip(rows, values, strict=True)]
+                                received, arm=arm, position=position)
+                  for position, (row, value) in enumerate(zip(rows, values, strict=True))]
         try:
             await log.write(logged)
         except LogUnavailable as exc:
@@ -281,18 +348,113 @@ class PredictionService:
             return _unavailable(ctx, "prediction log unavailable; the prediction was not served", request_id)
         predictions = [row.prediction for row in logged]
         metrics.record_predictions(task, served.tag, predictions)
-        if served.drift is not None:
+        if served.drift is not None:  # the champion's: drift of inputs and predictions against its training data
             served.drift.add(rows, predictions)
+        if entry.chooser.shadows:
+            self._shadow(entry, rows, request_id, received, started, log)
         return served, request_id, predictions
+
+    def _shadow(self, entry: ServedTask, rows: list[dict[str, Any]], request_id: str, received: str,
+                started: float, log: Any) -> None:
+        """Have the challenger predict an answered request in the background (bounded by MAX_SHADOW_BACKLOG)."""
+        task = entry.champion.task
+        if entry.shadow_backlog + len(rows) > MAX_SHADOW_BACKLOG:
+            metrics.SHADOW_SKIPPED.labels(task, "backlog").inc(len(rows))
+            return
+        entry.shadow_backlog += len(rows)
+        shadow = self._loop.create_task(_shadow_predict(entry, rows, request_id, received, started, log))
+        self._shadows.add(shadow)
+        shadow.add_done_callback(self._shadows.discard)
+
+    # -- feedback ----------------------------------------------------------------------------
+    @bentoml.api(route="/housing/feedback")
+    async def housing_feedback(self, feedback: HousingFeedback, /, ctx: bentoml.Context) -> FeedbackAnswer:  # type: ignore[valid-type]
+        """The true median house value of an answered prediction: 404 unknown request id, 409 already given."""
+        return await self._feedback_one("housing", feedback, ctx)
+
+    @bentoml.api(route="/housing/feedback_batch")
+    async def housing_feedback_batch(self, batch: HousingFeedbackBatch, /,  # type: ignore[valid-type]
+                                     ctx: bentoml.Context) -> FeedbackBatchAnswer:
+        """True values of many predictions; each item's outcome in `results` (200 even if some are unknown)."""
+        return await self._feedback_many("housing", batch.items, ctx)
+
+    @bentoml.api(route="/iris/feedback")
+    async def iris_feedback(self, feedback: IrisFeedback, /, ctx: bentoml.Context) -> FeedbackAnswer:  # type: ignore[valid-type]
+        """The true species of an answered prediction: 404 unknown request id, 409 already given."""
+        return await self._feedback_one("iris", feedback, ctx)
+
+    @bentoml.api(route="/iris/feedback_batch")
+    async def iris_feedback_batch(self, batch: IrisFeedbackBatch, /,  # type: ignore[valid-type]
+                                  ctx: bentoml.Context) -> FeedbackBatchAnswer:
+        """True species of many predictions; each item's outcome in `results` (200 even if some are unknown)."""
+        return await self._feedback_many("iris", batch.items, ctx)
+
+    async def _feedback_one(self, task: str, feedback: Any, ctx: bentoml.Context) -> Any:
+        results = await self._record_feedback(task, [feedback], ctx)
+        if isinstance(results, JSONResponse):
+            return results
+        status = results[0].status
+        answer = FeedbackAnswer(request_id=feedback.request_id, position=feedback.position, status=status)
+        if status == "stored":
+            return answer
+        code, error = ((404, f"no {task} prediction has request_id {feedback.request_id!r} and position "
+                             f"{feedback.position}") if status == "unknown" else
+                       (409, f"the {task} prediction {feedback.request_id!r} (position {feedback.position}) "
+                             "already has its true value; the first one stays"))
+        ctx.response.status_code = code
+        return JSONResponse({"error": error, "request_id": feedback.request_id, "status": status},
+                            status_code=code)
+
+    async def _feedback_many(self, task: str, items: list[Any], ctx: bentoml.Context) -> Any:
+        results = await self._record_feedback(task, items, ctx)
+        if isinstance(results, JSONResponse):
+            return results
+        answers = [FeedbackAnswer(request_id=item.request_id, position=item.position, status=result.status)
+                   for item, result in zip(items, results, strict=True)]
+        counts = {status: sum(a.status == status for a in answers) for status in ("stored", "unknown", "duplicate")}
+        return FeedbackBatchAnswer(results=answers, **counts)
+
+    async def _record_feedback(self, task: str, items: list[Any], ctx: bentoml.Context) -> Any:
+        """Store true values beside their predictions (prediction_log/feedback.py) and update the live error of
+        the models that made them; a list of results, or a 503 response when the log cannot be reached."""
+        request = _Request.of(ctx, task)
+        if isinstance(request, JSONResponse):
+            return request
+        entry = request.served
+        wanted = [FeedbackItem(item.request_id, item.position, item.actual) for item in items]
+        try:
+            results: list[FeedbackResult] = await self._loop.run_in_executor(
+                self._feedback_executor, self._store_feedback, task, wanted)
+        except LogUnavailable as exc:
+            metrics.LOG_WRITE_FAILURES.inc()
+            logger.error("answering 503: %s", exc)
+            return _unavailable(ctx, "prediction log unavailable; the feedback was not stored", request.request_id)
+        for item, result in zip(wanted, results, strict=True):
+            metrics.FEEDBACK.labels(task, result.status).inc()
+            if result.status == "stored":
+                for prediction in result.predictions:
+                    entry.live_error.add(prediction.model, prediction.prediction, item.actual)
+        return results
+
+    def _store_feedback(self, task: str, items: list[FeedbackItem]) -> list[FeedbackResult]:
+        """In the feedback thread: the store, opened on first use (and again after a failure)."""
+        if self._feedback_store is None:
+            self._feedback_store = open_feedback_store(SETTINGS.log)
+        try:
+            return self._feedback_store.record(task, items)
+        except LogUnavailable:
+            self._feedback_store.close()
+            self._feedback_store = None
+            raise
 
 
 class _Request(NamedTuple):
-    """What the handling of one request needs: its id and times, the served model and the log."""
+    """What the handling of one request needs: its id and times, the task's served models and the log."""
 
     request_id: str
     started: float
     received: str
-    served: ServedModel
+    served: ServedTask
     log: Any
 
     @classmethod
@@ -321,6 +483,44 @@ def _store_options(location: LogLocation) -> dict[str, Any]:
     if location.kind != "sqlite":
         return {}
     return {"jsonl_max_bytes": SETTINGS.jsonl_max_bytes, "jsonl_backups": SETTINGS.jsonl_backups}
+
+
+def _served_model(task: str, model: bentoml.Model, executor: Any, role: str = "champion",
+                  routing: Routing | None = None) -> ServedModel:
+    """A packaged model ready to predict: the compiled form if it loads and agrees with scikit-learn, else
+    scikit-learn (logged either way), warmed up, behind its own micro-batcher. A shadowing challenger's
+    batcher lingers (SHADOW_LINGER_S): nobody waits for its answers."""
+    estimator = bentoml.sklearn.load_model(model)
+    metadata = dict(model.info.metadata)
+    # classifiers answer with every class's probability, regressors with the value
+    predictor = load_predictor(task, estimator, model.custom_objects, metadata)
+    # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
+    if metadata.get("input_example"):
+        predictor.predict(metadata["input_example"][:1])
+    linger = SHADOW_LINGER_S if routing is not None and routing.mode == "shadow" else 0.0
+    batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe, executor=executor,
+                           linger_s=linger)
+    return ServedModel(task, str(model.tag), metadata, estimator, batcher, predictor, role=role)
+
+
+async def _shadow_predict(entry: ServedTask, rows: list[dict[str, Any]], request_id: str, received: str,
+                          started: float, log: Any) -> None:
+    """The challenger's predictions of an answered request, logged under arm "shadow" (same request id and
+    positions as the champion's rows). A failure is counted and logged; no client ever sees it."""
+    served = entry.challenger
+    try:
+        values = await served.batcher.predict(rows)
+        latency_ms = 1000 * (time.perf_counter() - started)
+        await log.write([PredictionRow(request_id, served.task, served.tag, row, _jsonable(served.task, served, value),
+                                       latency_ms, received, arm="shadow", position=position)
+                         for position, (row, value) in enumerate(zip(rows, values, strict=True))])
+        metrics.SHADOW_PREDICTIONS.labels(served.task, served.tag).inc(len(rows))
+    except Exception as exc:  # the challenger or the log failed: the champion's answer stands
+        metrics.SHADOW_SKIPPED.labels(served.task, "failed").inc(len(rows))
+        logger.warning("shadow prediction of %s by %s failed: %s: %s", request_id, served.tag,
+                       type(exc).__name__, exc)
+    finally:
+        entry.shadow_backlog -= len(rows)
 
 
 def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:

@@ -61,7 +61,8 @@ class CategoryField:
 class TaskSchema:
     """Features a client sends, plus the label column of the raw file.
 
-    `model_name` names the champion in the MLflow registry and the BentoML model store;
+    `model_name` names the champion in the MLflow registry and the BentoML model store (`challenger_name`
+    the challenger in the store; in the registry it is a version of `model_name` with the alias `challenger`);
     `prediction_metric` is the Prometheus metric of its predictions (a histogram of values for
     regression with `prediction_buckets`, a counter by class for classification);
     `feature_transformer` ("module:Class") derives the model's features from the raw fields, if the task
@@ -78,6 +79,11 @@ class TaskSchema:
     feature_transformer: str = ""
     # Pairs (smaller, larger): the first may not exceed the second in the same row.
     not_greater_than: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def challenger_name(self) -> str:
+        """The BentoML store's name of the served challenger (the model to try next, stage `promote`)."""
+        return f"{self.model_name}-challenger"
 
     @property
     def feature_names(self) -> list[str]:

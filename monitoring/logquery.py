@@ -34,7 +34,8 @@ class LogProblem(Exception):
 class LogWindow:
     task: str
     since: str | None
-    predictions: pd.DataFrame  # ts, request_id, model, inputs (dict), prediction (JSON value), latency_ms
+    predictions: pd.DataFrame  # ts, request_id, model, inputs (dict), prediction (JSON value), latency_ms, arm,
+                               # position
     errors: pd.DataFrame       # ts, request_id, status, latency_ms
 
 
@@ -68,15 +69,19 @@ def location_from(args: argparse.Namespace) -> LogLocation:
         raise LogProblem(str(exc)) from None
 
 
-def _where(location: LogLocation, task: str | None, since: str | None) -> tuple[str, tuple]:
+def _where(location: LogLocation, task: str | None, since: str | None, answered: bool = False,
+           table: str = "") -> tuple[str, tuple]:
     mark = "?" if location.kind == "sqlite" else "%s"
+    column = f"{table}." if table else ""
     clauses, args = [], []
     if task is not None:
-        clauses.append(f"task = {mark}")
+        clauses.append(f"{column}task = {mark}")
         args.append(task)
     if since:
-        clauses.append(f"ts >= {mark}")
+        clauses.append(f"{column}ts >= {mark}")
         args.append(since)
+    if answered:
+        clauses.append(f"{column}arm <> 'shadow'")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
 
@@ -134,21 +139,45 @@ def logged_tasks(log: LogLocation | Path | str, since: str | None) -> list[str]:
     return sorted(row[0] for row in rows)
 
 
-def read_window(log: LogLocation | Path | str, task: str, since: str | None) -> LogWindow:
+def read_window(log: LogLocation | Path | str, task: str, since: str | None, shadow: bool = False) -> LogWindow:
     """Predictions and rejected requests of `task` logged at or after `since` (ISO UTC; None: all), in the
-    same shape whichever store holds them."""
+    same shape whichever store holds them. Shadow rows (the challenger's, logged but not answered) only with
+    `shadow`: they are not traffic, and counting them would double every shadowed request."""
     location = _as_location(log)
-    where, args = _where(location, task, since)
-    prediction_columns = ["ts", "request_id", "model", "inputs", "prediction", "latency_ms"]
+    where, args = _where(location, task, since, answered=not shadow)
+    errors_where, errors_args = _where(location, task, since)
+    prediction_columns = ["ts", "request_id", "model", "inputs", "prediction", "latency_ms", "arm", "position"]
     error_columns = ["ts", "request_id", "status", "latency_ms"]
     with _reader(location) as connection:
         predictions = _frame(connection, f"SELECT {', '.join(prediction_columns)} FROM predictions{where} "
                              "ORDER BY id", args, prediction_columns)
-        errors = _frame(connection, f"SELECT {', '.join(error_columns)} FROM request_errors{where} ORDER BY id",
-                        args, error_columns)
+        errors = _frame(connection, f"SELECT {', '.join(error_columns)} FROM request_errors{errors_where} "
+                        "ORDER BY id", errors_args, error_columns)
     predictions["inputs"] = [_json(value) for value in predictions["inputs"]]
     predictions["prediction"] = [_json(value) for value in predictions["prediction"]]
     for frame in (predictions, errors):
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
         frame["latency_ms"] = frame["latency_ms"].astype(float)
     return LogWindow(task, since, predictions, errors)
+
+
+FEEDBACK_COLUMNS = ["ts", "request_id", "position", "model", "arm", "prediction", "actual", "feedback_ts"]
+
+
+def read_feedback(log: LogLocation | Path | str, task: str, since: str | None) -> pd.DataFrame:
+    """Every prediction row of `task` logged at or after `since` that has feedback, with its true value: one row
+    per logged prediction (a shadowed record gives two, its champion's and its shadow row), in log order.
+    Columns FEEDBACK_COLUMNS; prediction and actual are JSON-decoded."""
+    location = _as_location(log)
+    where, args = _where(location, task, since, table="p")
+    query = ("SELECT p.ts, p.request_id, p.position, p.model, p.arm, p.prediction, f.actual, f.ts FROM predictions p "
+             "JOIN feedback f ON f.task = p.task AND f.request_id = p.request_id AND f.position = p.position"
+             f"{where} ORDER BY p.id")
+    with _reader(location) as connection:
+        frame = _frame(connection, query, args, FEEDBACK_COLUMNS)
+    frame["prediction"] = [_json(value) for value in frame["prediction"]]
+    frame["actual"] = [_json(value) for value in frame["actual"]]
+    for column in ("ts", "feedback_ts"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["position"] = frame["position"].astype(int)
+    return frame

@@ -63,6 +63,8 @@ def operations(window: LogWindow) -> dict[str, Any]:
         "error_rate": round(float((requests["status"] != 200).mean()), 4) if total else 0.0,
         "latency_ms": _percentiles(answered["latency_ms"]),
         "models": {str(k): int(v) for k, v in window.predictions["model"].value_counts().items()},
+        # answered predictions per arm (champion; challenger in A/B mode); shadow rows are not traffic
+        "arms": {str(k): int(v) for k, v in sorted(window.predictions["arm"].value_counts().items())},
         "first": requests["ts"].min().isoformat() if total else None,
         "last": requests["ts"].max().isoformat() if total else None,
         "bucket": None,

@@ -24,7 +24,7 @@ from monitoring.logquery import (
 from monitoring.operations import operations, prediction_distribution
 from prediction_log.location import LogLocation
 
-SUMMARY_KEYS = ("requests", "predictions", "errors", "error_rate", "latency_ms")
+SUMMARY_KEYS = ("requests", "predictions", "arms", "errors", "error_rate", "latency_ms")
 
 
 def summarise(log: LogLocation | Path, since: str | None = None) -> dict[str, Any]:
@@ -49,6 +49,8 @@ def render(summary: dict[str, Any]) -> str:
     for task, s in summary.items():
         lines.append(f"{task}: {s['requests']} requests, {s['predictions']} predictions, "
                      f"error rate {s['error_rate']:.2%} {s['errors'] or ''}".rstrip())
+        if set(s.get("arms", {})) - {"champion"}:  # with a challenger answering (A/B)
+            lines.append("  predictions per arm: " + ", ".join(f"{k} {v}" for k, v in s["arms"].items()))
         if s["latency_ms"]:
             lines.append("  latency ms: " + ", ".join(f"{k} {v}" for k, v in s["latency_ms"].items()))
         if "prediction" in s:

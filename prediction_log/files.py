@@ -16,7 +16,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prediction_log.schema import migrate_sqlite
@@ -83,11 +83,14 @@ class JsonlFile:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def appending(self, lines: list[str]) -> Iterator[None]:
+    def appending(self, lines: list[str]) -> Iterator[Callable[[list[str]], None]]:
         """Append `lines` at enter; if the write or the body fails, cut the file back to where it was.
 
         The flock keeps other workers' groups out of the way while a group may still be undone. A file
-        rotated by another worker while we waited for the lock is followed first, so no line goes to it."""
+        rotated by another worker while we waited for the lock is followed first, so no line goes to it.
+        The body gets a function that appends more lines under the same lock and undo: for a caller that
+        knows its lines only once it holds the database's write lock, which must be taken after this one
+        (every writer takes the flock first, so no two wait on each other)."""
         assert self._fd is not None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         if self.moved() is not None and self.rotated():
@@ -95,16 +98,20 @@ class JsonlFile:
             self.open()
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         fd = self._fd
-        data = memoryview(("\n".join(lines) + "\n").encode()) if lines else memoryview(b"")
+
+        def write(more: list[str]) -> None:
+            data = memoryview(("\n".join(more) + "\n").encode()) if more else memoryview(b"")
+            while data:
+                written = os.write(fd, data)
+                if written <= 0:
+                    raise OSError(f"short write to {self.path}: 0 of {len(data)} bytes")
+                data = data[written:]
+
         try:
             start = os.fstat(fd).st_size
             try:
-                while data:
-                    written = os.write(fd, data)
-                    if written <= 0:
-                        raise OSError(f"short write to {self.path}: 0 of {len(data)} bytes")
-                    data = data[written:]
-                yield
+                write(lines)
+                yield write
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, start)

@@ -14,14 +14,20 @@ from typing import Any
 import psycopg
 
 from prediction_log.location import LogLocation
-from prediction_log.schema import ERROR_COLUMNS, PREDICTION_COLUMNS, TABLES, migrate_postgresql
+from prediction_log.schema import (
+    ERROR_COLUMNS,
+    EXPLANATION_COLUMNS,
+    PREDICTION_COLUMNS,
+    TABLES,
+    migrate_postgresql,
+)
 
 CONNECT_TIMEOUT_S = 3  # a server that does not answer fails the group quickly instead of holding requests
 STATEMENT_TIMEOUT_MS = 10_000
 COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
-COPY_EXPLANATIONS = f"COPY explanations ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
+COPY_EXPLANATIONS = f"COPY explanations ({', '.join(EXPLANATION_COLUMNS)}) FROM STDIN"
 COPY_ERRORS = f"COPY request_errors ({', '.join(ERROR_COLUMNS)}) FROM STDIN"
-PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0)],
+PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0, "champion", 0)],
               [("1970-01-01T00:00:00+00:00", "", "", 0, "{}", 0.0)])
 
 

@@ -104,13 +104,49 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
             "CREATE INDEX IF NOT EXISTS explanations_ts ON explanations (ts)",
         ],
     },
+    5: {  # champion and challenger (issue 17): which arm made each prediction row, its index within the request,
+        # and the true values clients send back (POST /<task>/feedback), one per (task, request_id, position)
+        "sqlite": [
+            "ALTER TABLE predictions ADD COLUMN arm TEXT NOT NULL DEFAULT 'champion'",
+            "ALTER TABLE predictions ADD COLUMN position INTEGER NOT NULL DEFAULT 0",
+            """CREATE TABLE IF NOT EXISTS feedback (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,              -- when the feedback arrived (ISO 8601 UTC)
+                task TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                position INTEGER NOT NULL,     -- the record's index within its request
+                actual TEXT NOT NULL,          -- JSON value: the true target
+                UNIQUE (task, request_id, position)
+            )""",
+            "CREATE INDEX IF NOT EXISTS feedback_task_ts ON feedback (task, ts)",
+            "CREATE INDEX IF NOT EXISTS feedback_ts ON feedback (ts)",
+        ],
+        "postgresql": [
+            "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS arm TEXT NOT NULL DEFAULT 'champion'",
+            "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS position INTEGER NOT NULL DEFAULT 0",
+            """CREATE TABLE IF NOT EXISTS feedback (
+                id BIGSERIAL PRIMARY KEY,
+                ts TIMESTAMPTZ NOT NULL,
+                task TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                actual JSONB NOT NULL,
+                UNIQUE (task, request_id, position)
+            )""",
+            "CREATE INDEX IF NOT EXISTS feedback_task_ts ON feedback (task, ts)",
+            "CREATE INDEX IF NOT EXISTS feedback_ts ON feedback (ts)",
+        ],
+    },
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
-PREDICTION_COLUMNS = ("ts", "request_id", "task", "model", "inputs", "prediction", "latency_ms")
+PREDICTION_COLUMNS = ("ts", "request_id", "task", "model", "inputs", "prediction", "latency_ms", "arm", "position")
+# explanations have the columns predictions had before version 5 (an explanation is always the champion's)
+EXPLANATION_COLUMNS = PREDICTION_COLUMNS[:7]
+FEEDBACK_COLUMNS = ("ts", "task", "request_id", "position", "actual")
 # Every table of rows, in the order retention prunes them.
-TABLES = ("predictions", "request_errors", "explanations")
+TABLES = ("predictions", "request_errors", "explanations", "feedback")
 ERROR_COLUMNS = ("ts", "request_id", "task", "status", "error", "latency_ms")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prediction_log.files import Database, JsonlFile
 from prediction_log.location import LogLocation
-from prediction_log.schema import ERROR_COLUMNS, PREDICTION_COLUMNS, TABLES
+from prediction_log.schema import ERROR_COLUMNS, EXPLANATION_COLUMNS, PREDICTION_COLUMNS, TABLES
 
 logger = logging.getLogger("prediction_log")
 REOPEN_WAIT_S = 10.0  # how long a reopen waits for the other workers to close a deleted database
@@ -26,11 +26,12 @@ ERRORS = (OSError, sqlite3.Error)
 
 INSERT_PREDICTIONS = (f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
                       f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})")
-INSERT_EXPLANATIONS = INSERT_PREDICTIONS.replace("INTO predictions", "INTO explanations", 1)
+INSERT_EXPLANATIONS = (f"INSERT INTO explanations ({', '.join(EXPLANATION_COLUMNS)}) "
+                       f"VALUES ({', '.join('?' * len(EXPLANATION_COLUMNS))})")
 INSERT_ERRORS = (f"INSERT INTO request_errors ({', '.join(ERROR_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(ERROR_COLUMNS))})")
 # A row of each table, inserted and rolled back by the probe of an unhealthy log: the tables still take rows.
-PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0)], [("", "", "", 0, "{}", 0.0)])
+PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0, "champion", 0)], [("", "", "", 0, "{}", 0.0)])
 
 
 class SQLiteStore:

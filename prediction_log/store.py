@@ -10,9 +10,17 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+# Which model made a prediction row (issue 17, champion and challenger): "champion" answered by the champion,
+# "challenger" answered by the challenger (A/B mode), "shadow" the challenger's prediction in shadow mode: logged,
+# not answered, under the same request id and position as the champion's row.
+ARMS = ("champion", "challenger", "shadow")
+
 
 @dataclass(frozen=True)
 class PredictionRow:
+    """One logged prediction. `position` is the row's index within its request (predict_batch logs many rows under
+    one request id), so (task, request_id, position) names the record that feedback refers to."""
+
     request_id: str
     task: str
     model: str
@@ -20,12 +28,15 @@ class PredictionRow:
     prediction: object
     latency_ms: float
     ts: str = ""
+    arm: str = "champion"
+    position: int = 0
 
 
 @dataclass(frozen=True)
 class ExplanationRow(PredictionRow):
-    """An answered explanation (table `explanations`, the columns of predictions): `prediction` holds the
-    prediction, base value and contributions as answered. A subclass, so check for it before PredictionRow."""
+    """An answered explanation (table `explanations`, the columns of predictions before version 5: no arm or
+    position, an explanation is the champion's): `prediction` holds the prediction, base value and contributions
+    as answered. A subclass, so check for it before PredictionRow."""
 
 
 @dataclass(frozen=True)
@@ -45,24 +56,27 @@ def utc_now() -> str:
 def encode_predictions(rows: list[PredictionRow], now: str) -> tuple[list[tuple], list[str]]:
     """SQLite values and JSON lines of prediction rows, each row's JSON encoded once.
 
-    A line is byte-for-byte what `json.dumps` of the row's dict gives; the fields shared by the
-    rows of one request (ts, request id, task, model, latency) are encoded once per request.
+    A line is byte-for-byte what `json.dumps` of the row's dict gives (ts, request_id, task, model, arm,
+    position, inputs, prediction, latency_ms); the fields shared by the rows of one request (ts, request id,
+    task, model, arm, latency) are encoded once per request.
     """
     values, lines = [], []
     shared_key, shared, tail = None, "", ""
     for r in rows:
         ts = r.ts or now
-        key = (ts, r.request_id, r.task, r.model, r.latency_ms)
+        key = (ts, r.request_id, r.task, r.model, r.arm, r.latency_ms)
         if key != shared_key:
             shared_key = key
             shared = (f'{{"ts": {json.dumps(ts)}, "request_id": {json.dumps(r.request_id)}, '
-                      f'"task": {json.dumps(r.task)}, "model": {json.dumps(r.model)}, "inputs": ')
+                      f'"task": {json.dumps(r.task)}, "model": {json.dumps(r.model)}, "arm": {json.dumps(r.arm)}, '
+                      '"position": ')
             tail = f', "latency_ms": {json.dumps(r.latency_ms)}}}'
         inputs = json.dumps(r.inputs)
         value = r.prediction  # a finite float's repr is its JSON (the housing case), without json's overhead
         prediction = repr(value) if type(value) is float and math.isfinite(value) else json.dumps(value)
-        values.append((ts, r.request_id, r.task, r.model, inputs, prediction, r.latency_ms))
-        lines.append(f'{shared}{inputs}, "prediction": {prediction}{tail}')
+        position = int(r.position)
+        values.append((ts, r.request_id, r.task, r.model, inputs, prediction, r.latency_ms, r.arm, position))
+        lines.append(f'{shared}{position}, "inputs": {inputs}, "prediction": {prediction}{tail}')
     return values, lines
 
 

@@ -12,7 +12,8 @@ fails (a bool in an int attribute, rejected by protobuf), it only emits float32 
 the test split) and its VotingRegressor mixes float and double; bench/NOTES.md has the measurements. The node
 arrays are scikit-learn's own (`TreePredictor.nodes`), copied one to one.
 
-Outputs (deterministic: only the model's numbers, no names, versions or times): `models/<task>/compiled/`
+Outputs (deterministic: only the model's numbers, no names, versions or times): `models/<task>/compiled/` for the
+served champion and `models/<task>/compiled-challenger/` for the served challenger (stage `promote`), each
 with `compiled.json` always and `model.onnx` when compiled. Before writing the graph the stage checks it
 against scikit-learn on training rows (`CHECK_ROWS`): a graph that disagrees by TOLERANCE_USD is not shipped.
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from domain.compiled import FORMAT, INPUT, OUTPUT, TOLERANCE_USD, CompiledModel, disagreement_usd
 from domain.schema import TASKS
-from stages.config import champion_model, compiled_dir
+from stages.config import ROLES, compiled_dir, served_model
 from stages.files import atomic_dir, md5sum, write_json
 from stages.models import load_model
 from stages.rawdata import read_split
@@ -170,13 +171,14 @@ def main(argv: list[str]) -> None:
         sys.exit(f"usage: python -m stages.compile {{{','.join(TASKS)}}}")
     task = argv[0]
     rows = read_split(task, "train")[0].head(CHECK_ROWS)
-    graph, record = compile_model(load_model(champion_model(task)), rows)
-    record = {"task": task, **record, "source_md5": md5sum(champion_model(task))}
-    with atomic_dir(compiled_dir(task)) as tmp:
-        if graph is not None:
-            (tmp / "model.onnx").write_bytes(graph)
-        write_json(tmp / "compiled.json", record)
-    print(f"compile {task}: " + ("compiled, " + f"{record['trees']} trees" if graph else record["reason"]))
+    for role in ROLES:  # the served champion and challenger (stage `promote`): each travels with its own graph
+        graph, record = compile_model(load_model(served_model(task, role)), rows)
+        record = {"task": task, **record, "source_md5": md5sum(served_model(task, role))}
+        with atomic_dir(compiled_dir(task, role)) as tmp:
+            if graph is not None:
+                (tmp / "model.onnx").write_bytes(graph)
+            write_json(tmp / "compiled.json", record)
+        print(f"compile {task} {role}: " + ("compiled, " + f"{record['trees']} trees" if graph else record["reason"]))
 
 
 if __name__ == "__main__":

@@ -59,9 +59,32 @@ def champion_model(task: str) -> Path:
     return Path("models") / task / "champion.joblib"
 
 
-def compiled_dir(task: str) -> Path:
-    """The champion's compiled form (stage `compile`): compiled.json, and model.onnx when it compiled."""
-    return Path("models") / task / "compiled"
+ROLES = ("champion", "challenger")
+
+
+def served_dir(task: str) -> Path:
+    """What stage `promote` serves: champion.joblib, challenger.joblib and served.json (who each is)."""
+    return Path("models") / task / "served"
+
+
+def served_model(task: str, role: str = "champion") -> Path:
+    """The served champion's (or challenger's) fitted pipeline, the one profile/compile/explain/package read."""
+    return served_dir(task) / f"{role}.joblib"
+
+
+def served_info(task: str) -> Path:
+    """Which candidate the served champion and challenger are, their md5s and test scores (deterministic)."""
+    return served_dir(task) / "served.json"
+
+
+def promotion_file(task: str) -> Path:
+    """The promotion gate's decision and why (git-tracked, deterministic)."""
+    return Path("metrics") / "promotion" / f"{task}.json"
+
+
+def compiled_dir(task: str, role: str = "champion") -> Path:
+    """A served model's compiled form (stage `compile`): compiled.json, and model.onnx when it compiled."""
+    return Path("models") / task / ("compiled" if role == "champion" else f"compiled-{role}")
 
 
 def champion_info(task: str) -> Path:
@@ -70,14 +93,14 @@ def champion_info(task: str) -> Path:
 
 
 def mlflow_info(task: str) -> Path:
-    """What MLflow assigned at the last evaluate (run ids, registry version): git-ignored, not a DVC output,
-    because it differs on every run; the package stage copies it into the model's metadata."""
+    """What MLflow assigned at the last evaluate and promote (run ids, registry versions): git-ignored, not a DVC
+    output, because it differs on every run; the package stage copies it into the models' metadata."""
     return Path("models") / task / "mlflow.json"
 
 
-def reference_profile(task: str) -> Path:
-    """What the champion's inputs and predictions looked like in training: the drift baseline."""
-    return Path("models") / task / "reference.json"
+def reference_profile(task: str, role: str = "champion") -> Path:
+    """What the served model's inputs and predictions looked like in training: the drift baseline."""
+    return Path("models") / task / ("reference.json" if role == "champion" else f"reference-{role}.json")
 
 
 def metrics_file(task: str) -> Path:

@@ -10,9 +10,10 @@ Writes, all deterministic (the same code, data and params give the same bytes on
   between branches shows exactly the candidates that changed);
 - metrics/plots/<task>/: plot data (`dvc plots show`);
 - models/<task>/champion.joblib and champion.json: the winner, its scores and cost.
-In MLflow: logs a run for every candidate that has none yet (stages/tracking.py), adds the test metrics
-to each candidate's run and points the registered model's `champion` alias at the winner. What MLflow
-assigns (run ids, model versions) goes to models/<task>/mlflow.json, outside git and the DVC cache.
+In MLflow: logs a run for every candidate that has none yet (stages/tracking.py) and adds the test metrics
+to each candidate's run. Registering models and moving the registry's aliases is the next stage's job
+(`promote`, stages/promote.py: the promotion gate). What MLflow assigns (run ids) goes to
+models/<task>/mlflow.json, outside git and the DVC cache.
 
     python -m stages.evaluate housing
 """
@@ -114,8 +115,8 @@ def evaluate(task: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """MLflow: a run for each candidate (found by its model's md5, or logged now) with its test metrics;
-    register the champion and move its alias. Returns what MLflow assigned (ids, URIs, version)."""
+    """MLflow: a run for each candidate (found by its model's md5, or logged now) with its test metrics.
+    Registering and the aliases are `promote`'s. Returns what MLflow assigned (ids, URIs)."""
     from stages import tracking  # lazy: importing mlflow costs about a second
 
     tracking.configure()
@@ -132,9 +133,7 @@ def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> dict[s
             logged.append(name)
     print(f"evaluate {task}: MLflow {tracking.tracking_uri()}: new runs for {', '.join(logged) or 'none'}; "
           f"{len(runs) - len(logged)} unchanged candidate(s) already logged")
-    registered = SCHEMAS[task].model_name
-    version = tracking.register_champion(registered, runs[champion]["run_id"], runs[champion]["model_uri"])
-    return {"tracking_uri": tracking.tracking_uri(), "registered_model": registered, "model_version": version,
+    return {"tracking_uri": tracking.tracking_uri(), "registered_model": SCHEMAS[task].model_name,
             "champion_run_id": runs[champion]["run_id"], "champion_model_uri": runs[champion]["model_uri"],
             "runs": runs}
 
@@ -178,8 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     champion, metric = report["champion"], report["metric"]
     best = report["candidates"][champion]
     print(f"evaluate {args.task}: champion {champion} (CV {metric} {best['cv'][metric]['mean']:.4f}, "
-          f"test {metric} {best['test'][metric]:.4f}), registered as "
-          f"{tracked['registered_model']} version {tracked['model_version']}")
+          f"test {metric} {best['test'][metric]:.4f}); `promote@{args.task}` decides whether it is served")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ import pandas as pd
 
 from domain.explain import ExactShapley, Model, arrays_model, encode, frame_model
 from domain.schema import SCHEMAS, TASKS, Kind
-from stages.config import champion_model, compiled_dir, load_params, mlflow_info
+from stages.config import compiled_dir, load_params, mlflow_info
+from stages.config import served_model as served_file
 from stages.explain_files import explain_background, importance_plot
 from stages.files import atomic_path, read_json
 from stages.lifetime import start_stage
@@ -126,7 +127,7 @@ def write_importance(path: Path, ranked: list[tuple[str, float]]) -> None:
 
 
 def log_to_mlflow(task: str, plot: Path) -> str:
-    """Attach the importance to the champion's MLflow run (named by the last evaluate on this machine)."""
+    """Attach the importance to the champion's MLflow run (named by the last promote on this machine)."""
     info = mlflow_info(task)
     run_id = read_json(info).get("champion_run_id") if info.is_file() else None
     if not run_id:
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     task, schema, settings = args.task, SCHEMAS[args.task], load_params()["explain"]
     X_train = read_split(task, "train")[0]
-    model, predictor = served_model(task, load_model(champion_model(task)))
+    model, predictor = served_model(task, load_model(served_file(task)))
     records = background_records(X_train, sort_key(task, model(encode(schema, X_train.to_dict(orient="records")))),
                                  settings["background_rows"][task], settings["seed"])
     X_test = read_split(task, "test")[0]

@@ -1,6 +1,6 @@
 """Stage `profile@<task>`: the reference profile drift is measured against, shipped inside the Bento.
 
-For each feature of the training split and for the champion's predictions on it:
+For each feature of the training split and for the served champion's (and challenger's) predictions on it:
 - numbers: inner decile edges and the training share in each bin (live PSI on /metrics);
 - categories: the training share of each category;
 - every column also gets a last bin for missing (or unknown) values;
@@ -8,7 +8,8 @@ plus a seeded sample of training rows with their predictions, the reference data
 Evidently report (`make monitor`). Window settings for the live score (params `monitoring.live`)
 travel in the profile too, so the service needs no params.yaml.
 
-Writes models/<task>/reference.json; the `package` stage attaches it to the task's Bento model.
+Writes models/<task>/reference.json (the champion) and reference-challenger.json; the `package` stage attaches
+each to its Bento model.
 
     python -m stages.profile housing
 """
@@ -25,7 +26,7 @@ import pandas as pd
 
 from domain.drift import PROFILE_VERSION, bin_indices, n_bins
 from domain.schema import SCHEMAS, TASKS, CategoryField, Kind
-from stages.config import champion_model, load_params, reference_profile
+from stages.config import ROLES, load_params, reference_profile, served_model
 from stages.files import atomic_path
 from stages.lifetime import start_stage
 
@@ -93,12 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("task", choices=TASKS)
     args = parser.parse_args(argv)
     X, _ = read_split(args.task, "train")
-    model = load_model(champion_model(args.task))
-    profile = build_profile(args.task, X, model.predict(X), load_params()["monitoring"])
-    with atomic_path(reference_profile(args.task)) as tmp:  # compact: the sample is 2000 rows
-        tmp.write_text(json.dumps(profile, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
-    print(f"profile {args.task}: {len(profile['features'])} features, {profile['training_rows']} training rows, "
-          f"{len(profile['sample']['prediction'])} sample rows -> {reference_profile(args.task)}")
+    for role in ROLES:  # the served champion and challenger (stage `promote`), each with its own predictions
+        model = load_model(served_model(args.task, role))
+        profile = build_profile(args.task, X, model.predict(X), load_params()["monitoring"])
+        with atomic_path(reference_profile(args.task, role)) as tmp:  # compact: the sample is 2000 rows
+            tmp.write_text(json.dumps(profile, separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
+        print(f"profile {args.task} {role}: {len(profile['features'])} features, {profile['training_rows']} "
+              f"training rows, {len(profile['sample']['prediction'])} sample rows -> "
+              f"{reference_profile(args.task, role)}")
 
 
 if __name__ == "__main__":

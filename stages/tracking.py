@@ -1,15 +1,16 @@
-"""MLflow: where runs go, what a candidate run records, and how the champion is registered.
+"""MLflow: where runs go, what a candidate run records, and the registry helpers of the promotion gate.
 
-Only `evaluate` imports this module (importing mlflow costs about a second, opening its store
-another): it logs every trained candidate that has no run yet, in one process per task.
+`evaluate` logs every trained candidate that has no run yet, in one process per task (importing mlflow
+costs about a second, opening its store another); `promote` (stages/promote.py) registers versions and
+moves the `champion` / `challenger` / `previous-champion` aliases; `rollback` moves `champion` back.
 A run is keyed by the md5 of the candidate's model.joblib and by RUN_FORMAT, so a re-run of
 `evaluate` (another candidate changed, the champion rule changed) reuses the runs of unchanged
 candidates, and an empty tracking store (a fresh clone, a new team server) gets a run for every
 candidate the next time `evaluate` runs (`dvc repro -f -s evaluate@<task>` if nothing else changed).
 
-When DVC restores `evaluate` itself from its run-cache (a reverted param), nothing here runs: the
-registry's `champion` alias stays where the last executed evaluate put it until
-`dvc repro -f -s evaluate@<task>` moves it.
+When DVC restores `promote` from its run-cache (a reverted param) or skips it (deps unchanged), nothing
+here runs: the registry's `champion` alias stays where the last executed promote put it until
+`dvc repro -f -s promote@<task>` re-checks the registry.
 """
 
 from __future__ import annotations
@@ -252,16 +253,31 @@ def add_metrics(run_id: str, metrics: dict[str, Any], tags: dict[str, str] | Non
     )
 
 
-def register_champion(registered_name: str, run_id: str, model_uri: str, alias: str = "champion") -> str:
-    """Point the alias at the run's model version, registering it unless it already is.
+def register_version(registered_name: str, run_id: str, model_uri: str) -> str:
+    """The registered model's version of the run's model, registering it unless it already is.
 
-    Re-running evaluate with the same champion must not mint a new version each time.
-    """
-    configure()
+    Re-running the gate with the same models must not mint a new version each time."""
     client = MlflowClient()
     existing = []
     if client.search_registered_models(filter_string=f"name = '{registered_name}'"):
         existing = client.search_model_versions(f"name = '{registered_name}' and run_id = '{run_id}'")
-    version = existing[0].version if existing else mlflow.register_model(model_uri, registered_name).version
-    client.set_registered_model_alias(registered_name, alias, version)
-    return str(version)
+    return str(existing[0].version if existing else mlflow.register_model(model_uri, registered_name).version)
+
+
+def alias_version(registered_name: str, alias: str) -> Any | None:
+    """The ModelVersion the alias points at, or None (no such registered model, or no such alias)."""
+    client = MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{registered_name}'"):
+        return None
+    try:
+        return client.get_model_version_by_alias(registered_name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def all_versions(registered_name: str) -> list[Any]:
+    """Every version of the registered model (none if it does not exist yet)."""
+    client = MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{registered_name}'"):
+        return []
+    return list(client.search_model_versions(f"name = '{registered_name}'"))

@@ -75,6 +75,6 @@ def test_the_stage_writes_background_importance_and_the_mlflow_artifact(built_re
 def test_the_background_travels_with_the_bento_model(built_repo: PipelineRepo) -> None:
     import bentoml
 
-    tag = built_repo.json("models/bento_models.json")["housing"]
+    tag = built_repo.json("models/bento_models.json")["housing"]["champion"]
     model = bentoml.models.get(tag)
     assert model.custom_objects["explain_background"] == built_repo.json("models/housing/explain_background.json")

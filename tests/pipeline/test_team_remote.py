@@ -142,7 +142,7 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
         answer = post(f"{server.url}/housing/predict", RECORD)
     finally:
         server.stop()
-    assert answer["model"] == bob.json("models/bento_models.json")["housing"]
+    assert answer["model"] == bob.json("models/bento_models.json")["housing"]["champion"]
     expected = joblib.load(alice.path / "models/housing/champion.joblib").predict(pd.DataFrame([RECORD]))[0]
     assert answer["prediction"] == pytest.approx(expected, abs=1.0)
 

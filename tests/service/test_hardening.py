@@ -199,8 +199,9 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: LiveServer, t
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    # 9 operations: 3 predict, 2 explain, 4 GET
-    assert "No issues found" in output and "Tested: 9" in output, output[-3000:]
+    # 13 operations: 3 predict, 2 explain, 4 feedback, 4 GET. Generated request ids are not in the log, so feedback
+    # mostly answers its documented 404 and schemathesis may warn of missing test data: a warning, not an issue.
+    assert "Tested: 13" in output and ("No issues found" in output or "Missing test data" in output), output[-3000:]
     log = server.log_text()
     assert "Traceback" not in log and "status=500" not in log
 

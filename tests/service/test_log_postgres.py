@@ -258,3 +258,74 @@ def test_prune_deletes_old_rows_in_batches_while_the_writers_go_on(postgres_data
     assert "deleted 20000 rows" in capsys.readouterr().out
     assert written_while_pruning > 0, "the prune finished before any write: nothing shows that writers went on"
     assert _logged(postgres_database) == {f"new{i}" for i in range(200)}
+
+
+# -- feedback (issue 17) ------------------------------------------------------------------------------------
+
+def test_feedback_statuses_on_postgresql(postgres_database: str) -> None:
+    from prediction_log.feedback import open_feedback_store
+    from tests.unit.test_feedback import check_statuses, shadowed_rows
+
+    location = parse_url(postgres_database)
+    log = PredictionLog(location)
+    log.start()
+    asyncio.run(log.write(shadowed_rows()))
+    log.close()
+    store = open_feedback_store(location)
+    try:
+        check_statuses(store)
+    finally:
+        store.close()
+    with psycopg.connect(postgres_database) as connection:
+        stored = connection.execute("SELECT task, request_id, position, actual FROM feedback ORDER BY id").fetchall()
+        arms = connection.execute("SELECT arm, position FROM predictions WHERE request_id = 'req' "
+                                  "ORDER BY id").fetchall()
+    assert stored == [("housing", "req", 0, 150.0), ("housing", "req", 1, 151.0), ("housing", "ab", 0, 4.0),
+                      ("iris", "flower", 0, "setosa")]
+    assert arms == [("champion", 0), ("champion", 1), ("shadow", 0), ("shadow", 1)]
+
+
+def test_a_version_4_log_migrates_to_5_keeping_its_rows_on_postgresql(postgres_database: str) -> None:
+    from prediction_log.feedback import FeedbackItem, open_feedback_store
+
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version in (1, 2, 4):
+            for statement in MIGRATIONS[version]["postgresql"]:
+                connection.execute(statement)
+            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        connection.execute("INSERT INTO predictions (ts, request_id, task, model, inputs, prediction, latency_ms) "
+                           "VALUES ('2026-01-01T00:00:00+00:00', 'old', 'housing', 'm', '{}', '1.5', 1.0)")
+    store = open_feedback_store(parse_url(postgres_database))  # migrates, as a server does when it opens the log
+    try:
+        [result] = store.record("housing", [FeedbackItem("old", 0, 2.0)])
+    finally:
+        store.close()
+    assert result.status == "stored" and [(p.arm, p.prediction) for p in result.predictions] == [("champion", 1.5)]
+    with psycopg.connect(postgres_database) as connection:
+        versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY version")]
+        kept = connection.execute("SELECT request_id, arm, position FROM predictions").fetchall()
+    assert versions == [1, 2, 4, 5] and kept == [("old", "champion", 0)]
+
+
+def test_feedback_reconnects_after_the_server_restarts(postgres_database: str, postgres: PostgresCluster) -> None:
+    from prediction_log.feedback import FeedbackItem, FeedbackUnavailable, open_feedback_store
+    from prediction_log.writer import LogUnavailable
+
+    location = parse_url(postgres_database)
+    log = PredictionLog(location)
+    log.start()
+    asyncio.run(log.write([PredictionRow("r", "housing", "m", {}, 1.0, 1.0)]))
+    log.close()
+    store = open_feedback_store(location)
+    try:
+        postgres.crash()
+        with pytest.raises(FeedbackUnavailable) as raised:
+            store.record("housing", [FeedbackItem("r", 0, 1.0)])
+        assert isinstance(raised.value, LogUnavailable)  # the service answers 503
+        postgres.resume()
+        assert [r.status for r in store.record("housing", [FeedbackItem("r", 0, 1.0)])] == ["stored"]
+    finally:
+        store.close()
+        if not postgres.running:
+            postgres.resume()  # the session's other tests need it

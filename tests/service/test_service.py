@@ -69,7 +69,7 @@ def test_single_and_batch_predictions_match_the_champion_file(server: LiveServer
 
     assert [s["prediction"] for s in single] == pytest.approx(list(expected[:5]), rel=1e-9)
     assert batch["predictions"] == pytest.approx(list(expected), rel=1e-9)
-    tag = json.loads((built_repo.path / "models/bento_models.json").read_text())["housing"]
+    tag = json.loads((built_repo.path / "models/bento_models.json").read_text())["housing"]["champion"]
     assert batch["model"] == tag and all(s["model"] == tag for s in single)
     assert len({s["request_id"] for s in single}) == 5
 

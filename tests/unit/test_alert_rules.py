@@ -32,8 +32,6 @@ GRAFANA = PROJECT_ROOT / "monitoring" / "grafana"
 # BentoML's own request metrics (their names are checked on a live server by the service tier), Prometheus's own.
 BENTOML_METRICS = {"bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket"}
 PROMETHEUS_METRICS = {"up", "ALERTS"}
-# Named by ModelLiveErrorHigh for the feedback issue; the rule is inert while the service exposes neither.
-FUTURE_METRICS = {"model_live_error", "model_reference_error"}
 PROMQL_WORDS = {"sum", "max", "min", "count", "avg", "rate", "increase", "histogram_quantile", "by", "without", "on",
                 "ignoring", "group_left", "group_right", "and", "or", "unless", "vector", "e"}
 
@@ -87,14 +85,11 @@ def test_drift_thresholds_are_params_yaml(alert: str) -> None:
 
 
 def test_rules_read_only_metrics_that_exist() -> None:
-    ours = service_metric_names()
-    assert not FUTURE_METRICS & ours, ("the service now exposes a live-error metric: ModelLiveErrorHigh is no longer "
-                                       "inert; check its contract, add it to the live Prometheus test and the docs")
-    known = ours | BENTOML_METRICS | PROMETHEUS_METRICS | FUTURE_METRICS
+    known = service_metric_names() | BENTOML_METRICS | PROMETHEUS_METRICS
     for name, rule in ALERTS.items():
         assert metric_names(rule["expr"]) <= known, (name, metric_names(rule["expr"]) - known)
     for panel, expr in dashboard_queries():
-        assert metric_names(expr) <= known - FUTURE_METRICS, (panel, metric_names(expr) - known)
+        assert metric_names(expr) <= known, (panel, metric_names(expr) - known)
 
 
 def test_metric_name_parser_sees_through_label_matchers() -> None:

@@ -25,13 +25,18 @@ def test_json_lines_are_what_json_dumps_of_the_row_gives() -> None:
     rows += [PredictionRow("odd", "housing", "m", {}, value, 1.0) for value in (float("nan"), float("inf"), -0.0, 1e-7)]
     rows.append(PredictionRow("i1", "iris", "iris-classifier:y", {"petal_width": 0.2},
                               {"species": "setosa", "probabilities": {"setosa": 0.97}}, 1.5))
+    # a shadowed batch: the champion's rows, then the challenger's under the same id and positions
+    rows += [PredictionRow("ab", "housing", model, {"i": i}, 1.0 + i, 2.0, "", arm, i)
+             for model, arm in (("champ:1", "champion"), ("chall:2", "shadow")) for i in range(2)]
     values, lines = encode_predictions(rows, "2026-01-02T00:00:00+00:00")
     for row, value, line in zip(rows, values, lines, strict=True):
         ts = row.ts or "2026-01-02T00:00:00+00:00"
         assert line == json.dumps({"ts": ts, "request_id": row.request_id, "task": row.task, "model": row.model,
-                                   "inputs": row.inputs, "prediction": row.prediction, "latency_ms": row.latency_ms})
+                                   "arm": row.arm, "position": row.position, "inputs": row.inputs,
+                                   "prediction": row.prediction, "latency_ms": row.latency_ms})
         assert value == (ts, row.request_id, row.task, row.model, json.dumps(row.inputs), json.dumps(row.prediction),
-                         row.latency_ms)
+                         row.latency_ms, row.arm, row.position)
+    assert [json.loads(line)["arm"] for line in lines[-4:]] == ["champion", "champion", "shadow", "shadow"]
     error_values, error_lines = encode_errors([ErrorRow("e", "iris", 400, {"error": "x"}, 1.0)], "t")
     assert json.loads(error_lines[0])["status"] == 400 and error_values[0][3] == 400
 

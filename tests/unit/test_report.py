@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.logquery import parse_since
 from monitoring.report import main as report_main
-from monitoring.report import summarise
+from monitoring.report import render, summarise
 from prediction_log.store import ErrorRow, PredictionRow
 from prediction_log.writer import PredictionLog
 
@@ -52,3 +52,17 @@ def test_cli_prints_json_and_fails_clearly_without_a_log(tmp_path: Path, capsys:
     with pytest.raises(SystemExit) as missing:
         report_main(["--log-dir", str(tmp_path / "none")])
     assert "no prediction log at" in str(missing.value.code)
+
+
+def test_shadow_rows_are_not_traffic_and_answered_predictions_are_counted_per_arm(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    log.start()
+    rows = [PredictionRow(f"s{i}", "housing", model, {}, 1.0, 1.0, "", arm, 0)
+            for i in range(4) for model, arm in (("champ:1", "champion"), ("chall:2", "shadow"))]
+    rows += [PredictionRow("ab", "housing", "chall:2", {}, 2.0, 1.0, "", "challenger", 0)]
+    asyncio.run(log.write(rows))
+    log.close()
+    housing = summarise(tmp_path)["housing"]
+    assert (housing["requests"], housing["predictions"]) == (5, 5)
+    assert housing["arms"] == {"challenger": 1, "champion": 4}
+    assert "predictions per arm: challenger 1, champion 4" in render(summarise(tmp_path))

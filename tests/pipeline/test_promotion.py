@@ -1,0 +1,117 @@
+"""Stage `promote@housing` against a real SQLite MLflow registry in a real DVC repository, and `make rollback`'s
+steps: first -> promoted, a better newcomer -> promoted (challenger = runner-up), a worse one -> kept (alias
+unmoved, exit 0, one-line reason), rollback -> the older model is the registry's and the Bento store's champion.
+
+The session's reproduced pipeline is cloned and its registry emptied; "weak" params make two depth-limited trees
+the only candidates (quick to train, clearly worse than the session's champion on the generated data).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from mlflow.tracking import MlflowClient
+
+from tests.support.dvc_repo import PipelineRepo
+
+MODEL = "housing-regressor"
+
+
+def weak(params: dict) -> dict:
+    out = copy.deepcopy(params)
+    out["housing"]["candidates"] = {
+        "stump": {"estimator": "decision_tree_regressor", "hyperparams": {"max_depth": 1}},
+        "shallow": {"estimator": "decision_tree_regressor", "hyperparams": {"max_depth": 2}},
+    }
+    return out
+
+
+def gate(repo: PipelineRepo) -> str:
+    """What a user runs after the registry may have changed: the gate forced, then everything downstream."""
+    repo.repro("evaluate@housing")  # trains what the params need (or restores it from the run cache) ...
+    repo.repro("-f", "-s", "evaluate@housing")  # ... and logs the runs into this (emptied) registry even then
+    output = repo.repro("-f", "-s", "promote@housing").output
+    repo.repro()
+    return output
+
+
+def aliases(client: MlflowClient) -> dict[str, str]:
+    return dict(client.get_registered_model(MODEL).aliases)
+
+
+def candidate_of(client: MlflowClient, version: str) -> str:
+    return client.get_run(client.get_model_version(MODEL, version).run_id).data.tags["candidate"]
+
+
+STORE_CHECK = """
+import json, sys
+import bentoml, joblib, pandas as pd
+tags = json.load(open("models/bento_models.json"))["housing"]
+champion, challenger = bentoml.models.get(tags["champion"]), bentoml.models.get(tags["challenger"])
+rows = pd.read_csv("data/prepared/housing/test.csv").head(20).drop(columns="median_house_value")
+older = joblib.load(sys.argv[1]) if len(sys.argv) > 1 else None
+print(json.dumps({"champion": dict(champion.info.metadata), "challenger": dict(challenger.info.metadata),
+                  "challenger_objects": sorted(challenger.custom_objects),
+                  "same_predictions": None if older is None else bool(
+                      (bentoml.sklearn.load_model(champion.tag).predict(rows) == older.predict(rows)).all())}))
+"""
+
+
+def store(repo: PipelineRepo, *args: str) -> dict:
+    """The repository's BentoML store as `package` left it (read in a subprocess with the repo's BENTOML_HOME)."""
+    return json.loads(repo.run("python", "-c", STORE_CHECK, *args, check=True).stdout.splitlines()[-1])
+
+
+def test_gate_promotes_keeps_and_rolls_back(repo: PipelineRepo) -> None:
+    (repo.path / "mlflow.db").unlink()  # an empty registry: a fresh clone
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo.path / 'mlflow.db'}")
+    full = repo.params()
+
+    repo.write_params(weak(full))
+    gate(repo)
+    promotion = repo.json("metrics/promotion/housing.json")
+    assert promotion["decision"] == "first" and promotion["incumbent"] is None
+    assert (promotion["champion"]["candidate"], promotion["challenger"]["candidate"]) == ("shallow", "stump")
+    first = aliases(client)
+    assert candidate_of(client, first["champion"]) == "shallow"
+
+    repo.write_params(full)
+    gate(repo)
+    promotion = repo.json("metrics/promotion/housing.json")
+    best = repo.json("models/housing/champion.json")["candidate"]
+    assert promotion["decision"] == "promoted" and promotion["champion"]["candidate"] == best
+    moved = aliases(client)
+    assert candidate_of(client, moved["champion"]) == best
+    assert moved["previous-champion"] == first["champion"]
+    assert candidate_of(client, moved["challenger"]) == promotion["challenger"]["candidate"] != best
+    packaged = store(repo)
+    assert packaged["champion"]["role"] == "champion" and packaged["champion"]["candidate"] == best
+    assert packaged["challenger"]["role"] == "challenger"
+    assert packaged["challenger"]["candidate"] == promotion["challenger"]["candidate"]
+    assert str(packaged["challenger"]["mlflow_model_version"]) == str(moved["challenger"])
+    assert packaged["challenger_objects"] == ["compiled", "reference"]
+
+    repo.write_params(weak(full))
+    output = gate(repo)
+    promotion = repo.json("metrics/promotion/housing.json")
+    assert promotion["decision"] == "kept" and "more than the tolerance" in promotion["reason"]
+    assert "promote housing: kept:" in output
+    assert aliases(client)["champion"] == moved["champion"]  # unmoved
+    assert candidate_of(client, aliases(client)["challenger"]) == "shallow"  # the rejected newcomer
+    assert repo.json("models/housing/served/served.json")["champion"]["candidate"] == best
+
+    repo.write_params(full)
+    repo.run("python", "-m", "stages.rollback", "housing", check=True)
+    assert aliases(client)["champion"] == first["champion"]
+    assert client.get_model_version(MODEL, moved["champion"]).tags["rolled_back"] == "true"
+    gate(repo)
+    promotion = repo.json("metrics/promotion/housing.json")
+    assert promotion["decision"] == "kept" and "rolled back" in promotion["reason"]
+    repo.run("python", "-m", "stages.package", "--missing-only", check=True)
+    packaged = store(repo, "models/housing/candidates/shallow/model.joblib")
+    assert packaged["champion"]["candidate"] == "shallow" and packaged["same_predictions"]
+    assert str(packaged["champion"]["mlflow_model_version"]) == str(first["champion"])
+
+    again = repo.run("python", "-m", "stages.rollback", "housing")
+    assert again.returncode != 0 and "no previous champion" in again.output
