@@ -17,9 +17,10 @@ from bento_service.predictors import Predictor, load_predictor, sklearn_predict
 from domain.compiled import FORMAT, CompiledModel
 from domain.schema import HOUSING
 from stages.candidates import build_pipeline
-from stages.compile import build_graph, compile_model
+from stages.compile import build_graph, compile_model, ensemble_of
 from tests.support.data_factory import housing_frame
 
+INCOME = list(HOUSING.feature_names).index("median_income")  # the features step passes raw numbers through in order
 SPEC = {"estimator": "hist_gradient_boosting_regressor", "seeds": 2,
         "hyperparams": {"max_iter": 20, "max_leaf_nodes": 15, "early_stopping": False}}
 
@@ -110,3 +111,26 @@ def test_a_compiled_call_that_fails_is_answered_by_scikit_learn(model, records) 
     predictor = Predictor("compiled", "test", sklearn_predict("housing", model), broken)
     np.testing.assert_array_equal(predictor.predict(records), sklearn_predict("housing", model)(records))
     assert predictor.describe()["compiled_failures"] == 1
+
+
+@pytest.mark.parametrize("spec", [
+    {"estimator": "random_forest_regressor", "hyperparams": {"n_estimators": 12, "min_samples_leaf": 3}},
+    {"estimator": "decision_tree_regressor", "hyperparams": {"max_depth": 6}},
+], ids=lambda spec: spec["estimator"])
+def test_forests_and_single_trees_compile_and_take_scikit_learns_float32_branches(spec) -> None:
+    """scikit-learn's trees round the features to float32 before comparing: so must the graph. Rows whose
+    features sit exactly on the float64 thresholds would fall the other way without that rounding."""
+    frame = housing_frame(rows=400, seed=4)
+    model = build_pipeline("housing", spec, {"neighbor_counts": [3, 8], "neighbor_folds": 3}, 0)
+    model.fit(frame[HOUSING.feature_names], frame[HOUSING.target.name])
+    graph, record = compile_model(model, frame[HOUSING.feature_names])
+    assert graph is not None and record["compiled"], record
+    # median_income reaches the trees unchanged: put it exactly on every threshold the trees test it against
+    thresholds = np.unique(np.concatenate([tree.threshold[(tree.left >= 0) & (tree.feature == INCOME)]
+                                           for _, tree in ensemble_of(model).trees]))
+    rounds_up = thresholds[thresholds.astype(np.float32).astype(np.float64) > thresholds]
+    assert len(rounds_up), "no threshold where float32 rounding changes the branch: the test would prove nothing"
+    on_thresholds = housing_frame(rows=len(thresholds), seed=11)[HOUSING.feature_names]
+    on_thresholds["median_income"] = thresholds
+    compiled = CompiledModel(model.steps[0][1], graph)
+    np.testing.assert_allclose(compiled.predict(on_thresholds), model.predict(on_thresholds), rtol=0, atol=1e-6)
