@@ -166,7 +166,8 @@ FEEDBACK_COLUMNS = ["ts", "request_id", "position", "model", "arm", "prediction"
 
 def read_feedback(log: LogLocation | Path | str, task: str, since: str | None) -> pd.DataFrame:
     """Every prediction row of `task` logged at or after `since` that has feedback, with its true value: one row
-    per logged prediction (a shadowed record gives two, its champion's and its shadow row), in log order.
+    per logged prediction (a shadowed record gives two, its champion's and its shadow row; of an arm's predictions
+under one reused request id only the newest), in log order.
     Columns FEEDBACK_COLUMNS; prediction and actual are JSON-decoded."""
     location = _as_location(log)
     where, args = _where(location, task, since, table="p")
@@ -180,4 +181,5 @@ def read_feedback(log: LogLocation | Path | str, task: str, since: str | None) -
     for column in ("ts", "feedback_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     frame["position"] = frame["position"].astype(int)
-    return frame
+    # a request id a client reused: its feedback is for the newest prediction of each arm (as the service scores it)
+    return frame.drop_duplicates(["request_id", "position", "arm"], keep="last").reset_index(drop=True)

@@ -29,7 +29,6 @@ import argparse
 import json
 import sys
 import time
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import yaml
 
 from domain.schema import TASKS
+from monitoring.cli import guarded
 from monitoring.data_quality import MissingValues, flagged
 from monitoring.logquery import (
     LogProblem,
@@ -49,7 +49,7 @@ from monitoring.logquery import (
 )
 from monitoring.operations import operations
 
-EXIT_OK, EXIT_DRIFT, EXIT_PROBLEM, EXIT_BUG, EXIT_DATA_QUALITY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_DRIFT, EXIT_DATA_QUALITY = 0, 1, 4  # 2 and 3: monitoring/cli.py
 
 
 def load_reference(task: str, window: LogWindow, path: Path | None) -> tuple[dict[str, Any], str]:
@@ -179,19 +179,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI. Problems with the log or arguments: exit 2 and one line (argparse's errors are
-    2 as well); an unexpected exception: exit 3 with its traceback, so a crash never reads as drift
-    (Python's own exit code for one would be 1)."""
+    """Run the CLI: exit codes as in the module docstring; problems and bugs as monitoring/cli.py says."""
     args = parse_args(argv)
-    try:
-        return run(args)
-    except LogProblem as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
-    except Exception:
-        traceback.print_exc()
-        print("monitor: internal error (a bug, not a verdict); see the traceback above", file=sys.stderr)
-        return EXIT_BUG
+    return guarded("monitor", lambda: run(args))
 
 
 if __name__ == "__main__":

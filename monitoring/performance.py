@@ -34,7 +34,6 @@ import json
 import math
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ import pandas as pd
 import yaml
 
 from domain.schema import SCHEMAS, TASKS, Kind
+from monitoring.cli import guarded
 from monitoring.logquery import (
     LogProblem,
     add_location_arguments,
@@ -54,7 +54,7 @@ from monitoring.logquery import (
     since_label,
 )
 
-EXIT_OK, EXIT_PROBLEM, EXIT_BUG, EXIT_BETTER, EXIT_WORSE = 0, 2, 3, 5, 6
+EXIT_OK, EXIT_BETTER, EXIT_WORSE = 0, 5, 6  # 2 and 3: monitoring/cli.py
 VERDICT_EXIT = {"challenger better": EXIT_BETTER, "challenger worse": EXIT_WORSE,
                 "no significant difference": EXIT_OK, "not judged": EXIT_OK, "no feedback": EXIT_OK}
 
@@ -265,18 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI: a problem with the log or arguments exits 2 with one line; an unexpected exception exits 3
-    with its traceback, so a crash never reads as a verdict."""
+    """Run the CLI: exit codes as in the module docstring; problems and bugs as monitoring/cli.py says."""
     args = parse_args(argv)
-    try:
-        return run(args)
-    except LogProblem as exc:
-        print(f"performance: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
-    except Exception:
-        traceback.print_exc()
-        print("performance: internal error (a bug, not a verdict); see the traceback above", file=sys.stderr)
-        return EXIT_BUG
+    return guarded("performance", lambda: run(args))
 
 
 def _round(value: float) -> float:

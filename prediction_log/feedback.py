@@ -5,14 +5,18 @@ one call go in one transaction: an item whose prediction was never logged (wrong
 "unknown" and stored nowhere; one that already has feedback, from an earlier call or earlier in the same call, is
 a "duplicate" and keeps the first value (a client retrying a call must not change what was measured). Each result
 carries the logged rows of its record (the answered one and, in shadow mode, the challenger's shadow row), so the
-service can answer with the errors of both arms. The lookups read `predictions` only: an explanation is not a
-prediction that a client acted on.
+service can answer with the errors of both arms. A request id a client reused (its own X-Request-ID) names the
+newest prediction of each arm logged under it, here and in the monitor's join. The lookups read `predictions`
+only: an explanation is not a prediction that a client acted on.
 
-SQLite: the database file the service's writers use (WAL, a long busy timeout, the same pin as a writer's so a
-deleted file is reopened the same way: prediction_log/files.py), with its own connection. Stored feedback also goes
-to the JSON-lines mirror, as lines with `"kind": "feedback"`, because the mirror is meant to hold every row the
-database holds; as for a writer's group, the lines are appended under the mirror's flock before the database's
-write lock is taken (the order every writer uses, so no two wait on each other), and cut back if the commit fails.
+SQLite: the database file the service's writers use (WAL, a long busy timeout), opened for each call and closed
+after it, with the writers' pin (prediction_log/files.py) held only meanwhile: an idle feedback store must never
+keep a deleted file pinned, or the writers' reopen would wait for it. It never creates the database: a missing
+file (deleted, and no writer has reopened it yet) is a 503, never a new file beside the old one's -wal. Stored
+feedback also goes to the JSON-lines mirror, as lines with `"kind": "feedback"`, because the mirror is meant to
+hold every row the database holds; as for a writer's group, the lines are appended under the mirror's flock before
+the database's write lock is taken (the order every writer uses, so no two wait on each other), and cut back if the
+commit fails.
 PostgreSQL: its own connection, reconnected when it broke (as prediction_log/postgres_store.py does); no mirror.
 
 Any failure of the store raises FeedbackUnavailable, a LogUnavailable: the service answers 503.
@@ -29,13 +33,12 @@ from typing import Any
 
 from prediction_log.files import Database, JsonlFile
 from prediction_log.location import LogLocation
-from prediction_log.store import utc_now
+from prediction_log.store import ARMS, utc_now
 from prediction_log.writer import LogUnavailable
 
-REOPEN_WAIT_S = 10.0  # as the writer's: how long a reopen waits for the other workers to let go of a deleted file
 STATUSES = ("stored", "unknown", "duplicate")
 LOOKUP = ("SELECT model, arm, prediction FROM predictions WHERE task = {m} AND request_id = {m} AND position = {m} "
-          "ORDER BY id")
+          "ORDER BY id DESC")  # newest first: a request id a client reused names its newest prediction per arm
 INSERT = ("INSERT INTO feedback (ts, task, request_id, position, actual) VALUES ({m}, {m}, {m}, {m}, {actual}) "
           "ON CONFLICT (task, request_id, position) DO NOTHING")
 
@@ -64,12 +67,22 @@ class FeedbackResult:
     predictions: tuple[LoggedPrediction, ...]  # the logged rows of the record; empty when unknown
 
 
-def _result(found: list[tuple[str, str, Any]], inserted: bool) -> FeedbackResult:
-    predictions = tuple(LoggedPrediction(model, arm, json.loads(value) if isinstance(value, str) else value)
-                        for model, arm, value in found)
-    if not predictions:
-        return FeedbackResult("unknown", ())
-    return FeedbackResult("stored" if inserted else "duplicate", predictions)
+def _record_items(execute: Any, lookup: str, insert: str, task: str, items: list[FeedbackItem],
+                  ts: str) -> list[tuple[FeedbackResult, bool]]:
+    """Each item's result and whether it was inserted, inside the caller's transaction: the same statements on
+    either store (`execute(sql, params)` returns a cursor; only the placeholders differ)."""
+    out = []
+    for item in items:
+        newest: dict[str, tuple[str, Any]] = {}
+        for model, arm, value in execute(lookup, (task, item.request_id, item.position)).fetchall():
+            newest.setdefault(arm, (model, value))
+        inserted = bool(newest) and execute(
+            insert, (ts, task, item.request_id, item.position, json.dumps(item.actual))).rowcount == 1
+        predictions = tuple(LoggedPrediction(model, arm, json.loads(value) if isinstance(value, str) else value)
+                            for arm, (model, value) in sorted(newest.items(), key=lambda pair: ARMS.index(pair[0])))
+        status = "unknown" if not predictions else "stored" if inserted else "duplicate"
+        out.append((FeedbackResult(status, predictions), inserted))
+    return out
 
 
 def _line(ts: str, task: str, item: FeedbackItem) -> str:
@@ -83,62 +96,39 @@ class _SQLiteFeedback:
     def __init__(self, location: LogLocation) -> None:
         assert location.path is not None and location.jsonl_path is not None
         self.location = location
-        self._db = Database(location.path)
-        self._jsonl = JsonlFile(location.jsonl_path)
-        self._suspect = False
         self._lookup = LOOKUP.format(m="?")
         self._insert = INSERT.format(m="?", actual="?")
 
     def open(self) -> None:
-        assert self.location.path is not None
-        self.location.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db.open()
-        self._jsonl.open()
+        """Check the log can be opened now (a server's start-up check); each call opens it again."""
+        self._with_log(lambda db, jsonl: None)
 
     def record(self, task: str, items: list[FeedbackItem], ts: str) -> list[FeedbackResult]:
-        self._prepare()
+        return self._with_log(lambda db, jsonl: self._record(db, jsonl, task, items, ts))
+
+    def _with_log(self, work: Any) -> Any:
+        assert self.location.path is not None and self.location.jsonl_path is not None
+        if not self.location.path.is_file():
+            raise sqlite3.OperationalError(f"{self.location.path} does not exist (deleted? the writers recreate it)")
+        db, jsonl = Database(self.location.path), JsonlFile(self.location.jsonl_path)
         try:
-            results = self._record(task, items, ts)
-        except BaseException:
-            self._suspect = True
-            raise
-        self._suspect = False
-        return results
+            db.open()
+            jsonl.open()
+            return work(db, jsonl)
+        finally:
+            db.close()
+            jsonl.close()
 
-    def _record(self, task: str, items: list[FeedbackItem], ts: str) -> list[FeedbackResult]:
-        connection = self._db.connection
-        assert connection is not None
-        with self._jsonl.appending([]) as append:  # the mirror's flock first, as every writer takes it
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                results, lines = [], []
-                for item in items:
-                    found = connection.execute(self._lookup, (task, item.request_id, item.position)).fetchall()
-                    inserted = bool(found) and connection.execute(
-                        self._insert, (ts, task, item.request_id, item.position, json.dumps(item.actual))).rowcount == 1
-                    results.append(_result(found, inserted))
-                    if inserted:
-                        lines.append(_line(ts, task, item))
-                append(lines)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-        return results
-
-    def _prepare(self) -> None:
-        """As a writer does: reopen a database or mirror deleted or replaced under us; fresh handles after a failure."""
-        if (self._db.moved() is not None or self._db.reopen_pending) and not self._db.reopen(REOPEN_WAIT_S):
-            raise sqlite3.OperationalError(f"{self._db.path} was deleted; other workers still hold the old file")
-        if self._jsonl.moved() is not None or self._suspect:
-            self._jsonl.open()
-        if self._suspect:
-            self._db.reconnect()
+    def _record(self, db: Database, jsonl: JsonlFile, task: str, items: list[FeedbackItem],
+                ts: str) -> list[FeedbackResult]:
+        assert db.connection is not None
+        with jsonl.appending([]) as append, db.transaction() as connection:  # the mirror's flock first
+            outcomes = _record_items(connection.execute, self._lookup, self._insert, task, items, ts)
+            append([_line(ts, task, item) for item, (_, inserted) in zip(items, outcomes, strict=True) if inserted])
+        return [result for result, _ in outcomes]
 
     def close(self) -> None:
-        self._db.close()
-        self._jsonl.close()
+        """Nothing stays open between calls."""
 
 
 class _PostgresFeedback:
@@ -165,19 +155,14 @@ class _PostgresFeedback:
         connection = self._connection
         try:
             with connection.transaction():
-                results = []
-                for item in items:
-                    found = connection.execute(self._lookup, (task, item.request_id, item.position)).fetchall()
-                    inserted = bool(found) and connection.execute(
-                        self._insert, (ts, task, item.request_id, item.position, json.dumps(item.actual))).rowcount == 1
-                    results.append(_result(found, inserted))
+                outcomes = _record_items(connection.execute, self._lookup, self._insert, task, items, ts)
         except BaseException:
             if connection.closed or connection.broken:
                 self.close()
             else:
                 connection.rollback()
             raise
-        return results
+        return [result for result, _ in outcomes]
 
     def close(self) -> None:
         if self._connection is not None:

@@ -16,6 +16,11 @@ from typing import Any
 # Any number the project owns: the key of PostgreSQL's advisory lock around migrations.
 MIGRATION_LOCK = 72_0415_1990
 
+# The same statement on both stores (UPDATE ... FROM and window functions: SQLite 3.33+, PostgreSQL).
+BACKFILL_POSITIONS = """UPDATE predictions SET position = numbered.n
+    FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY task, request_id ORDER BY id) - 1 AS n
+          FROM predictions) AS numbered
+    WHERE predictions.id = numbered.id AND numbered.n > 0"""
 MIGRATIONS: dict[int, dict[str, list[str]]] = {
     1: {
         "sqlite": [
@@ -109,6 +114,9 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
         "sqlite": [
             "ALTER TABLE predictions ADD COLUMN arm TEXT NOT NULL DEFAULT 'champion'",
             "ALTER TABLE predictions ADD COLUMN position INTEGER NOT NULL DEFAULT 0",
+            # rows logged before: a batch request's records shared one request id, in order; number them so
+            # feedback for record 3 of an old batch finds record 3 (and only it)
+            BACKFILL_POSITIONS,
             """CREATE TABLE IF NOT EXISTS feedback (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 ts TEXT NOT NULL,              -- when the feedback arrived (ISO 8601 UTC)
@@ -124,6 +132,7 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
         "postgresql": [
             "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS arm TEXT NOT NULL DEFAULT 'champion'",
             "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS position INTEGER NOT NULL DEFAULT 0",
+            BACKFILL_POSITIONS,
             """CREATE TABLE IF NOT EXISTS feedback (
                 id BIGSERIAL PRIMARY KEY,
                 ts TIMESTAMPTZ NOT NULL,

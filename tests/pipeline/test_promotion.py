@@ -1,6 +1,7 @@
 """Stage `promote@housing` against a real SQLite MLflow registry in a real DVC repository, and `make rollback`'s
 steps: first -> promoted, a better newcomer -> promoted (challenger = runner-up), a worse one -> kept (alias
-unmoved, exit 0, one-line reason), rollback -> the older model is the registry's and the Bento store's champion.
+unmoved, exit 0, one-line reason), rollback -> the older model is the registry's and the Bento store's
+champion, and a live `bentoml serve` of the rebuilt Bento answers with the older model's predictions.
 
 The session's reproduced pipeline is cloned and its registry emptied; "weak" params make two depth-limited trees
 the only candidates (quick to train, clearly worse than the session's champion on the generated data).
@@ -10,10 +11,16 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
+import joblib
+import numpy as np
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from tests.support.clients import post_json
 from tests.support.dvc_repo import PipelineRepo
+from tests.support.live_server import LiveServer
 
 MODEL = "housing-regressor"
 
@@ -63,7 +70,7 @@ def store(repo: PipelineRepo, *args: str) -> dict:
     return json.loads(repo.run("python", "-c", STORE_CHECK, *args, check=True).stdout.splitlines()[-1])
 
 
-def test_gate_promotes_keeps_and_rolls_back(repo: PipelineRepo) -> None:
+def test_gate_promotes_keeps_and_rolls_back(repo: PipelineRepo, tmp_path: Path) -> None:
     (repo.path / "mlflow.db").unlink()  # an empty registry: a fresh clone
     client = MlflowClient(tracking_uri=f"sqlite:///{repo.path / 'mlflow.db'}")
     full = repo.params()
@@ -113,5 +120,28 @@ def test_gate_promotes_keeps_and_rolls_back(repo: PipelineRepo) -> None:
     assert packaged["champion"]["candidate"] == "shallow" and packaged["same_predictions"]
     assert str(packaged["champion"]["mlflow_model_version"]) == str(first["champion"])
 
+    assert served_predictions(repo, tmp_path, "models/housing/candidates/shallow/model.joblib", best)
+
     again = repo.run("python", "-m", "stages.rollback", "housing")
     assert again.returncode != 0 and "no previous champion" in again.output
+
+
+def served_predictions(repo: PipelineRepo, tmp_path: Path, older: str, newer: str) -> bool:
+    """The rolled-back Bento, built and served live: it answers with the older model, not the newer one."""
+    test = pd.read_csv(repo.path / "data/prepared/housing/test.csv").head(20)
+    rows = test.drop(columns="median_house_value")
+    records = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+               for row in rows.to_dict(orient="records")]
+    expected = joblib.load(repo.path / older).predict(rows)
+    newer_predictions = joblib.load(repo.path / f"models/housing/candidates/{newer}/model.joblib").predict(rows)
+    assert np.max(np.abs(expected - newer_predictions)) > 1000, "the two models agree: the check would prove nothing"
+    server = LiveServer(repo.build_bento(), tmp_path / "prediction-logs", cwd=repo.path,
+                        env={"BENTOML_HOME": str(repo.bentoml_home)})
+    try:
+        server.wait_ready(timeout=180)
+        answers = [post_json(f"{server.url}/housing/predict", record) for record in records]
+    finally:
+        server.stop()
+    assert {answer["model"] for answer in answers} == {repo.json("models/bento_models.json")["housing"]["champion"]}
+    np.testing.assert_allclose([answer["prediction"] for answer in answers], expected, rtol=0, atol=1.0)
+    return True

@@ -9,12 +9,9 @@ byte-for-byte reproducible, which is what makes Alice's cache valid for Bob.
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,7 @@ import pandas as pd
 import pytest
 
 from stages.files import md5sum
-from tests.support import PROJECT_ROOT
+from tests.support.clients import post_json
 from tests.support.dvc_repo import PipelineRepo, ran_stages
 from tests.support.live_server import LiveServer
 from tests.support.sshd import SshServer, generate_key, require_sshd
@@ -81,13 +78,6 @@ def set_tree_depth(repo: PipelineRepo, depth: int) -> None:
     repo.write_params(params)
 
 
-def post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-        return json.loads(response.read())
-
-
 def git_clone(repo: PipelineRepo, path: Path) -> PipelineRepo:
     """A teammate's fresh clone: git only, an empty DVC cache, no raw data."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,14 +122,11 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
     # The Bento builds and serves from Bob's own store: `make bento` fills it from the pulled champions.
     bob.run(sys.executable, "-m", "stages.package", "--missing-only", check=True)
     assert UP_TO_DATE in bob.run("dvc", "status", check=True).output
-    shutil.copy2(PROJECT_ROOT / "bentofile.yaml", bob.path / "bentofile.yaml")
-    build = bob.run(str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag", check=True)
-    tag = build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
-    server = LiveServer(tag, tmp_path / "bob" / "prediction-logs", cwd=bob.path,
+    server = LiveServer(bob.build_bento(), tmp_path / "bob" / "prediction-logs", cwd=bob.path,
                         env={"BENTOML_HOME": str(bob.bentoml_home)})
     try:
         server.wait_ready(timeout=180)
-        answer = post(f"{server.url}/housing/predict", RECORD)
+        answer = post_json(f"{server.url}/housing/predict", RECORD)
     finally:
         server.stop()
     assert answer["model"] == bob.json("models/bento_models.json")["housing"]["champion"]

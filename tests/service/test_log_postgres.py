@@ -35,6 +35,7 @@ from prediction_log.writer import PredictionLog
 from tests.service.test_service import HOUSING_ROW
 from tests.support.dvc_repo import PipelineRepo
 from tests.support.live_server import LiveServer
+from tests.support.old_logs import create_version_4_log
 from tests.support.postgres import PostgresCluster
 from tests.support.traffic import traffic
 
@@ -289,23 +290,19 @@ def test_a_version_4_log_migrates_to_5_keeping_its_rows_on_postgresql(postgres_d
     from prediction_log.feedback import FeedbackItem, open_feedback_store
 
     with psycopg.connect(postgres_database, autocommit=True) as connection:
-        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version in (1, 2, 4):
-            for statement in MIGRATIONS[version]["postgresql"]:
-                connection.execute(statement)
-            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-        connection.execute("INSERT INTO predictions (ts, request_id, task, model, inputs, prediction, latency_ms) "
-                           "VALUES ('2026-01-01T00:00:00+00:00', 'old', 'housing', 'm', '{}', '1.5', 1.0)")
+        create_version_4_log(connection.execute, "postgresql")
     store = open_feedback_store(parse_url(postgres_database))  # migrates, as a server does when it opens the log
     try:
-        [result] = store.record("housing", [FeedbackItem("old", 0, 2.0)])
+        old, third = store.record("housing", [FeedbackItem("old", 0, 2.0), FeedbackItem("batch", 2, 3.0)])
     finally:
         store.close()
-    assert result.status == "stored" and [(p.arm, p.prediction) for p in result.predictions] == [("champion", 1.5)]
+    assert old.status == "stored" and [(p.arm, p.prediction) for p in old.predictions] == [("champion", 1.5)]
+    assert third.status == "stored" and [(p.arm, p.prediction) for p in third.predictions] == [("champion", 12.0)]
     with psycopg.connect(postgres_database) as connection:
         versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY version")]
-        kept = connection.execute("SELECT request_id, arm, position FROM predictions").fetchall()
-    assert versions == [1, 2, 4, 5] and kept == [("old", "champion", 0)]
+        kept = connection.execute("SELECT request_id, arm, position FROM predictions ORDER BY id").fetchall()
+    assert versions == [1, 2, 4, 5]
+    assert kept == [("old", "champion", 0), *(("batch", "champion", position) for position in range(3))]
 
 
 def test_feedback_reconnects_after_the_server_restarts(postgres_database: str, postgres: PostgresCluster) -> None:

@@ -132,6 +132,12 @@ class PipelineRepo:
     def repro(self, *args: str, check: bool = True, **kwargs: Any) -> Result:
         return self.run("dvc", "repro", *args, check=check, **kwargs)
 
+    def build_bento(self) -> str:
+        """`bentoml build` in the repository from its own store (as `make bento` does); the Bento's tag."""
+        shutil.copy2(PROJECT_ROOT / "bentofile.yaml", self.path / "bentofile.yaml")
+        build = self.run(str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag", check=True)
+        return build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
     def stage_names(self) -> list[str]:
         out = self.run("dvc", "stage", "list", "--name-only", check=True).stdout
         return [line.strip() for line in out.splitlines() if line.strip()]

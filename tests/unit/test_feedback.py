@@ -10,12 +10,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from prediction_log.feedback import FeedbackItem, FeedbackStore, LoggedPrediction, open_feedback_store
 from prediction_log.location import LogLocation, sqlite_in
 from prediction_log.prune import main as prune_main
-from prediction_log.schema import MIGRATIONS, SCHEMA_VERSION, migrate_sqlite
+from prediction_log.schema import SCHEMA_VERSION, migrate_sqlite
 from prediction_log.store import PredictionRow
 from prediction_log.writer import PredictionLog
+from tests.support.old_logs import create_version_4_log
 
 
 def shadowed_rows() -> list[PredictionRow]:
@@ -87,22 +90,18 @@ def test_arm_and_position_go_through_the_writer_into_the_database_and_the_mirror
 
 def test_a_version_4_log_migrates_to_5_keeping_its_rows(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "predictions.db", isolation_level=None)
-    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version in (1, 2, 4):
-        for statement in MIGRATIONS[version]["sqlite"]:
-            db.execute(statement)
-        db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-    db.execute("INSERT INTO predictions (ts, request_id, task, model, inputs, prediction, latency_ms) "
-               "VALUES ('2026-01-01T00:00:00+00:00', 'old', 'housing', 'm', '{}', '1.5', 1.0)")
+    create_version_4_log(db.execute, "sqlite")
     assert migrate_sqlite(db) == [5] and SCHEMA_VERSION == 5
-    assert db.execute("SELECT request_id, arm, position FROM predictions").fetchall() == [("old", "champion", 0)]
+    assert db.execute("SELECT request_id, arm, position FROM predictions ORDER BY id").fetchall() == [
+        ("old", "champion", 0), ("batch", "champion", 0), ("batch", "champion", 1), ("batch", "champion", 2)]
     db.close()
-    store = open_feedback_store(sqlite_in(tmp_path))  # an old row takes feedback: the champion answered it
+    store = open_feedback_store(sqlite_in(tmp_path))  # old rows take feedback: the champion answered them
     try:
-        [result] = store.record("housing", [FeedbackItem("old", 0, 2.0)])
+        old, third = store.record("housing", [FeedbackItem("old", 0, 2.0), FeedbackItem("batch", 2, 3.0)])
     finally:
         store.close()
-    assert result.status == "stored" and result.predictions == (LoggedPrediction("m", "champion", 1.5),)
+    assert old.status == "stored" and old.predictions == (LoggedPrediction("m", "champion", 1.5),)
+    assert third.status == "stored" and third.predictions == (LoggedPrediction("m", "champion", 12.0),)
 
 
 def test_concurrent_calls_store_each_record_once_beside_a_busy_writer(tmp_path: Path) -> None:
@@ -151,3 +150,37 @@ def test_retention_prunes_old_feedback(tmp_path: Path) -> None:
     assert prune_main(["--log-dir", str(tmp_path), "--days", "30"]) == 0
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert db.execute("SELECT request_id FROM feedback").fetchall() == [("s",)]
+
+
+def test_a_reused_request_id_names_the_newest_prediction_of_each_arm(tmp_path: Path) -> None:
+    """A client that sends the same X-Request-ID twice: its feedback scores the newer answer, once, in the service
+    and in the monitor's join."""
+    from monitoring.logquery import read_feedback
+
+    write(tmp_path, [PredictionRow("same", "housing", "champ:1", {}, 1.0, 1.0),
+                     PredictionRow("same", "housing", "champ:1", {}, 2.0, 1.0)])
+    store = open_feedback_store(sqlite_in(tmp_path))
+    [result] = store.record("housing", [FeedbackItem("same", 0, 3.0)])
+    assert result.status == "stored" and result.predictions == (LoggedPrediction("champ:1", "champion", 2.0),)
+    joined = read_feedback(sqlite_in(tmp_path), "housing", None)
+    assert joined[["prediction", "actual"]].values.tolist() == [[2.0, 3.0]]
+
+
+def test_a_deleted_log_is_a_clear_failure_and_never_blocks_the_writers_reopen(tmp_path: Path) -> None:
+    """The feedback store holds nothing between calls: a writer reopens a deleted database at once (it waits for
+    every pin on the old file), and feedback meanwhile fails with a clear error instead of creating a new file."""
+    from prediction_log.feedback import FeedbackUnavailable
+    from prediction_log.files import Database
+
+    write(tmp_path, [PredictionRow("r", "housing", "m", {}, 1.0, 1.0)])
+    store = open_feedback_store(sqlite_in(tmp_path))
+    assert store.record("housing", [FeedbackItem("r", 0, 2.0)])[0].status == "stored"
+    writer = Database(tmp_path / "predictions.db")
+    writer.open()
+    (tmp_path / "predictions.db").unlink()
+    with pytest.raises(FeedbackUnavailable, match="does not exist"):
+        store.record("housing", [FeedbackItem("r", 0, 2.0)])
+    assert not (tmp_path / "predictions.db").exists()  # feedback never creates the database
+    assert writer.moved() is not None and writer.reopen(wait_s=0.5), "a pin on the deleted file held the reopen"
+    writer.close()
+    assert [r.status for r in store.record("housing", [FeedbackItem("r", 0, 2.0)])] == ["unknown"]  # a new log
