@@ -52,6 +52,7 @@ class Settings:
     routing: dict[str, Routing]  # per task: <TASK>_CHALLENGER = off | shadow | ab:<share> (bento_service/arms.py)
     ab_seed: int  # the A/B draw of requests without X-Client-Key
     max_feedback_items: int  # items of one POST /<task>/feedback_batch
+    feedback_queue: int  # feedback items waiting for the store per worker; beyond it a call is answered 503
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,6 +74,7 @@ class Settings:
             routing={task: routing_from_env(task) for task in TASKS},
             ab_seed=_int("AB_SEED", 0),
             max_feedback_items=_int("MAX_FEEDBACK_ITEMS", 1000),
+            feedback_queue=max(1, _int("FEEDBACK_QUEUE", 10_000)),
         )
 
 

@@ -20,7 +20,8 @@ MAX_TOTAL_KEYS = 16_384  # keys in one body: a batch of 1,000 records has 9,001
 MAX_ERRORS = 20  # errors listed in an answer and in its log row
 MAX_TEXT = 120  # characters of a field path or message kept
 UNKNOWN = "unknown"  # the metric label of a field that is not in the schema
-STRUCTURAL = ("body", "records")  # labels of the body as a whole and of the batch list
+STRUCTURAL = ("body", "records", "items")  # labels of the body as a whole and of the batch lists
+FEEDBACK_FIELDS = ("request_id", "position", "actual")  # POST /<task>/feedback(_batch): an item's fields
 
 
 class TooManyKeys(ValueError):
@@ -68,18 +69,18 @@ def describe(error: ValidationError) -> tuple[list[dict[str, str]], int]:
 
 def metric_field(task: str, field: str) -> str:
     """The metric label of a failing field path: the schema field it names ('records.3.households' ->
-    'households'), 'body' or 'records' for the body itself, else UNKNOWN."""
+    'households'; 'items.0.actual' -> 'actual'), 'body', 'records' or 'items' for the body itself, else UNKNOWN."""
     names = SCHEMAS[task].feature_names
     parts = [part for part in field.split(".") if not part.isdigit()]
-    if parts and parts[0] == "records" and len(parts) > 1:
+    if parts and parts[0] in ("records", "items") and len(parts) > 1:
         parts = parts[1:]
     if not parts:
         return "body"
-    if parts[0] in names:
+    if parts[0] in names or (len(parts) == 1 and parts[0] in FEEDBACK_FIELDS):
         return parts[0]
     return parts[0] if len(parts) == 1 and parts[0] in STRUCTURAL else UNKNOWN
 
 
 def metric_labels(task: str) -> list[str]:
     """Every value `metric_field` can return for `task`: the closed set of the failure counter's labels."""
-    return [*SCHEMAS[task].feature_names, *STRUCTURAL, UNKNOWN]
+    return [*SCHEMAS[task].feature_names, *FEEDBACK_FIELDS, *STRUCTURAL, UNKNOWN]

@@ -179,6 +179,7 @@ class PredictionService:
         # Feedback looks rows up and stores true values synchronously, one call at a time, off the event loop.
         self._feedback_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedback")
         self._feedback_store: FeedbackStore | None = None
+        self._feedback_backlog = 0  # items handed to the feedback thread and not yet answered
         # Load in the background so the server answers /livez at once and /readyz says 503
         # until the models are loaded and the prediction log is open.
         self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
@@ -422,6 +423,15 @@ class PredictionService:
             return request
         entry = request.served
         wanted = [FeedbackItem(item.request_id, item.position, item.actual) for item in items]
+        # FEEDBACK_QUEUE: a client flooding the store (each call is one write transaction) gets 503s, retry later,
+        # instead of an unbounded queue in front of the feedback thread
+        if self._feedback_backlog + len(wanted) > SETTINGS.feedback_queue:
+            metrics.FEEDBACK.labels(task, "busy").inc(len(wanted))
+            busy = _unavailable(ctx, f"more than {SETTINGS.feedback_queue} feedback items would wait; the feedback "
+                                     "was not stored, retry later", request.request_id)
+            busy.headers["Retry-After"] = "1"
+            return busy
+        self._feedback_backlog += len(wanted)  # the event loop's thread only: no lock needed
         try:
             results: list[FeedbackResult] = await self._loop.run_in_executor(
                 self._feedback_executor, self._store_feedback, task, wanted)
@@ -429,6 +439,8 @@ class PredictionService:
             metrics.LOG_WRITE_FAILURES.inc()
             logger.error("answering 503: %s", exc)
             return _unavailable(ctx, "prediction log unavailable; the feedback was not stored", request.request_id)
+        finally:
+            self._feedback_backlog -= len(wanted)
         for item, result in zip(wanted, results, strict=True):
             metrics.FEEDBACK.labels(task, result.status).inc()
             if result.status == "stored":

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from prediction_log.location import LocationError, LogLocation, resolve, sqlite_in
+from prediction_log.schema import ARMS_VERSION
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -115,6 +116,12 @@ def _reader(location: LogLocation) -> Iterator[Any]:
         connection.close()
 
 
+def _schema_version(connection: Any) -> int:
+    """The log's schema version. The monitor never migrates (it opens the log read-only): a log a current server
+    has not opened yet (an archive, a rollout) is read as its version has it."""
+    return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+
+
 def _frame(connection: Any, query: str, args: tuple, columns: list[str]) -> pd.DataFrame:
     cursor = connection.execute(query, args)
     return pd.DataFrame(cursor.fetchall(), columns=columns)
@@ -144,12 +151,14 @@ def read_window(log: LogLocation | Path | str, task: str, since: str | None, sha
     same shape whichever store holds them. Shadow rows (the challenger's, logged but not answered) only with
     `shadow`: they are not traffic, and counting them would double every shadowed request."""
     location = _as_location(log)
-    where, args = _where(location, task, since, answered=not shadow)
     errors_where, errors_args = _where(location, task, since)
     prediction_columns = ["ts", "request_id", "model", "inputs", "prediction", "latency_ms", "arm", "position"]
     error_columns = ["ts", "request_id", "status", "latency_ms"]
     with _reader(location) as connection:
-        predictions = _frame(connection, f"SELECT {', '.join(prediction_columns)} FROM predictions{where} "
+        has_arms = _schema_version(connection) >= ARMS_VERSION
+        where, args = _where(location, task, since, answered=has_arms and not shadow)
+        selected = prediction_columns if has_arms else [*prediction_columns[:-2], "'champion'", "0"]
+        predictions = _frame(connection, f"SELECT {', '.join(selected)} FROM predictions{where} "
                              "ORDER BY id", args, prediction_columns)
         errors = _frame(connection, f"SELECT {', '.join(error_columns)} FROM request_errors{errors_where} "
                         "ORDER BY id", errors_args, error_columns)
@@ -175,6 +184,8 @@ under one reused request id only the newest), in log order.
              "JOIN feedback f ON f.task = p.task AND f.request_id = p.request_id AND f.position = p.position"
              f"{where} ORDER BY p.id")
     with _reader(location) as connection:
+        if _schema_version(connection) < ARMS_VERSION:  # an old log no current server has opened: no feedback yet
+            return pd.DataFrame(columns=FEEDBACK_COLUMNS)
         frame = _frame(connection, query, args, FEEDBACK_COLUMNS)
     frame["prediction"] = [_json(value) for value in frame["prediction"]]
     frame["actual"] = [_json(value) for value in frame["actual"]]

@@ -148,6 +148,7 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
     },
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+ARMS_VERSION = 5  # the version that added `arm`, `position` and the feedback table (champion and challenger)
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
 PREDICTION_COLUMNS = ("ts", "request_id", "task", "model", "inputs", "prediction", "latency_ms", "arm", "position")

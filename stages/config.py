@@ -50,6 +50,11 @@ def prepared_dir(task: str) -> Path:
     return Path("data") / "prepared" / task
 
 
+def split_file(task: str, split: str) -> Path:
+    """A prepared split, `train` or `test`: what `preprocess` writes and every later stage reads."""
+    return prepared_dir(task) / f"{split}.csv"
+
+
 def candidate_dir(task: str, candidate: str) -> Path:
     return Path("models") / task / "candidates" / candidate
 

@@ -36,7 +36,6 @@ from typing import Any
 from domain.schema import SCHEMAS, TASKS
 from stages.config import (
     ROLES,
-    champion_info,
     compiled_dir,
     mlflow_info,
     reference_profile,
@@ -95,12 +94,12 @@ def package(task: str, commit: str, missing_only: bool = False, role: str = "cha
     from bentoml.exceptions import NotFound
 
     served = read_json(served_info(task))
-    info, champion = served[role], read_json(champion_info(task))
+    info = served[role]
     defining = {
         "task": task,
         "role": role,
         "candidate": info["candidate"],
-        "raw_data_md5": champion["raw_data_md5"],
+        "raw_data_md5": info["raw_data_md5"],  # the served model's own (a kept incumbent's may be older)
         "cv": info["cv"],
         "test": info["test"],
         # complete training rows: the service warms the model up with them before it is ready

@@ -3,9 +3,11 @@
 The newcomer is the champion `evaluate` chose by the CV rule (models/<task>/champion.joblib). The incumbent is
 the model version that holds the MLflow registry's `champion` alias for the task (`SCHEMAS[task].model_name`),
 loaded from the registry. Both are scored on the same held-out test split, in the task's champion metric
-(`<task>.champion.metric`). The decision (`decide`, a pure function):
+(`<task>.champion.metric`), if the incumbent's run was evaluated on that very split (its MLflow dataset digest):
+else it may have trained on today's test rows. The decision (`decide`, a pure function):
 - "first": no version holds the alias (an empty registry, a fresh clone): the newcomer is promoted;
-- "promoted": the newcomer is not worse than the incumbent by more than `<task>.promotion.tolerance`;
+- "promoted": the newcomer is not worse than the incumbent by more than `<task>.promotion.tolerance`, or the
+  incumbent was evaluated on another split (new raw data, other split params): no fair comparison exists;
 - "kept": it is worse by more than that, or it is the incumbent itself (same model md5), or it is a model that
   was rolled back (`make rollback`, stages/rollback.py: never promoted again automatically). The incumbent stays,
   the stage still succeeds and prints one line saying why.
@@ -49,6 +51,7 @@ from stages.config import (
     mlflow_info,
     promotion_file,
     served_dir,
+    split_file,
 )
 from stages.files import atomic_dir, md5sum, read_json, write_json
 from stages.lifetime import start_stage
@@ -83,9 +86,11 @@ class Decision:
 
 
 def decide(newcomer: Scored, incumbent: Scored | None, metric: str, tolerance: float,
-           rolled_back: bool = False) -> Decision:
+           rolled_back: bool = False, comparable: bool = True) -> Decision:
     """The gate: promote the newcomer unless it is worse than the incumbent by more than `tolerance` (in `metric`,
-    whichever direction is better for it), is the incumbent, or was rolled back."""
+    whichever direction is better for it), is the incumbent, or was rolled back. `comparable` False: the incumbent
+    was evaluated on another test split (new raw data, another split seed or size), so some of today's test rows
+    may be rows it trained on and its score would flatter it: the newcomer, chosen by CV, is promoted."""
     if tolerance < 0:
         raise ValueError(f"promotion tolerance must be >= 0, got {tolerance}")
     if incumbent is None:
@@ -95,6 +100,9 @@ def decide(newcomer: Scored, incumbent: Scored | None, metric: str, tolerance: f
     if rolled_back:
         return Decision("kept", f"the newcomer {newcomer.candidate} was rolled back once and is never promoted "
                                 "again automatically")
+    if not comparable:
+        return Decision("promoted", f"the champion {incumbent.candidate} was evaluated on another test split: its "
+                                    f"score on this one is not comparable (it may have trained on these rows)")
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     margin = round(sign * (newcomer.test - incumbent.test), 12)  # > 0: the newcomer is better
     scores = f"test {metric} {newcomer.test:.4f} (newcomer {newcomer.candidate}) vs {incumbent.test:.4f} " \
@@ -162,6 +170,18 @@ class Registry:
         return any(v.tags.get(ROLLED_BACK) == "true" and self.identity(v)[1] == md5
                    for v in self.tracking.all_versions(self.name))
 
+    def raw_data_md5(self, version: Any) -> str:
+        """The raw data the version was trained from (its run's tag)."""
+        return self.client.get_run(version.run_id).data.tags.get("raw_data_md5", "unknown")
+
+    def evaluated_on(self, version: Any) -> str | None:
+        """The md5 of the test split the version's run was evaluated on (its MLflow dataset input), if recorded."""
+        for dataset_input in self.client.get_run(version.run_id).inputs.dataset_inputs:
+            contexts = {tag.value for tag in dataset_input.tags if tag.key == "mlflow.data.context"}
+            if "evaluation" in contexts:
+                return dataset_input.dataset.digest
+        return None
+
     def load(self, version: str) -> Any:
         import mlflow
 
@@ -197,7 +217,8 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
         incumbent_scores = score(task, y_test.to_numpy(), incumbent_model.predict(X_test))
         incumbent = Scored(candidate, md5, float(incumbent_scores[metric]))
     decision = decide(newcomer, incumbent, metric, tolerance,
-                      rolled_back=incumbent is not None and registry.rolled_back(newcomer.md5))
+                      rolled_back=incumbent is not None and registry.rolled_back(newcomer.md5),
+                      comparable=held is None or registry.evaluated_on(held) == md5sum(split_file(task, "test")))
 
     new_version, new_run, new_uri = registry.register(newcomer.candidate, newcomer.md5)
     registry.tag(new_version, new_run, decision)
@@ -208,14 +229,16 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
             registry.client.set_model_version_tag(registry.name, new_version, "previous_champion", held.version)
         registry.alias(CHAMPION, new_version)
         served[CHAMPION] = {"scored": newcomer, "file": newcomer_file, "test": info["test"], "cv": info["cv"],
-                            "version": new_version, "run_id": new_run, "model_uri": new_uri}
+                            "version": new_version, "run_id": new_run, "model_uri": new_uri,
+                            "raw_data_md5": info["raw_data_md5"]}
     else:
         served[CHAMPION] = {"scored": incumbent, "file": local_file(task, incumbent.md5), "model": incumbent_model,
                             "test": incumbent_scores, "cv": None, "version": held.version, "run_id": held.run_id,
-                            "model_uri": held.source}
+                            "model_uri": held.source, "raw_data_md5": registry.raw_data_md5(held)}
     if not decision.promotes and newcomer.md5 != incumbent.md5:
         challenger = {"scored": newcomer, "file": newcomer_file, "test": info["test"], "cv": info["cv"],
-                      "version": new_version, "run_id": new_run, "model_uri": new_uri}
+                      "version": new_version, "run_id": new_run, "model_uri": new_uri,
+                      "raw_data_md5": info["raw_data_md5"]}
     else:
         name = runner_up(task, params, exclude=newcomer.candidate)
         if name is None:
@@ -225,7 +248,8 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
         test = score(task, y_test.to_numpy(), load_model(path).predict(X_test))
         version, run_id, uri = registry.register(name, md5sum(path))
         challenger = {"scored": Scored(name, md5sum(path), float(test[metric])), "file": path, "test": test,
-                      "cv": summary["cv"], "version": version, "run_id": run_id, "model_uri": uri}
+                      "cv": summary["cv"], "version": version, "run_id": run_id, "model_uri": uri,
+                      "raw_data_md5": info["raw_data_md5"]}  # trained by this pipeline run, as the newcomer
     served[CHALLENGER] = challenger
     registry.alias(CHALLENGER, challenger["version"])
     for role in served.values():  # a candidate file with the same bytes gives the scores CV gave it
@@ -255,9 +279,10 @@ def write_outputs(task: str, metric: str, tolerance: float, decision: Decision, 
             else:  # the incumbent's bytes are nowhere in the work tree: the model as the registry gave it
                 joblib.dump(entry["model"], out / f"{role}.joblib")
         write_json(out / "served.json", {
-            "task": task, "metric": metric, "decision": decision.decision,
+            "task": task, "metric": metric,  # no decision: re-running the gate on the same models changes nothing
             **{role: {"candidate": entry["scored"].candidate, "model_md5": md5sum(out / f"{role}.joblib"),
-                      "test": entry["test"], "cv": entry["cv"]} for role, entry in served.items()}})
+                      "raw_data_md5": entry["raw_data_md5"], "test": entry["test"], "cv": entry["cv"]}
+               for role, entry in served.items()}})
     write_json(promotion_file(task), {
         "task": task, "metric": metric, "tolerance": tolerance, "decision": decision.decision,
         "reason": decision.reason, "newcomer": newcomer.record(),

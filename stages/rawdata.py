@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from domain.schema import SCHEMAS, NumericField, TaskSchema
-from stages.config import prepared_dir
+from stages.config import split_file
 
 
 class RawDataError(ValueError):
@@ -112,5 +112,5 @@ def validate_raw(frame: pd.DataFrame, schema: TaskSchema, source: Path | str) ->
 def read_split(task: str, part: str) -> tuple[pd.DataFrame, pd.Series]:
     """Features and target of the prepared `part` ("train" or "test") of a task."""
     schema = SCHEMAS[task]
-    frame = pd.read_csv(prepared_dir(task) / f"{part}.csv")
+    frame = pd.read_csv(split_file(task, part))
     return frame[schema.feature_names], frame[schema.target.name]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from domain.schema import SCHEMAS, TASKS
 from stages.promote import CHALLENGER, CHAMPION, PREVIOUS, ROLLED_BACK
@@ -40,12 +41,27 @@ def rollback(task: str) -> tuple[str, str]:
     client.set_model_version_tag(name, current.version, ROLLED_BACK, "true")
     client.set_registered_model_alias(name, CHAMPION, previous.version)
     client.set_registered_model_alias(name, CHALLENGER, current.version)
-    before = previous.tags.get("previous_champion")
-    if before and before != previous.version:
+    before = further_back(previous.version, current.version,
+                          lambda version: client.get_model_version(name, version).tags)
+    if before is not None:
         client.set_registered_model_alias(name, PREVIOUS, before)
     else:
         client.delete_registered_model_alias(name, PREVIOUS)
     return current.version, previous.version
+
+
+def further_back(restored: str, rolled_back: str, tags_of: Callable[[str], dict[str, str]]) -> str | None:
+    """The version a next rollback would restore: down the chain of `previous_champion` tags from the restored
+    version, skipping versions that were rolled back (this one included) and stopping where the chain loops (a
+    model promoted twice names its own successor); None when nothing is left."""
+    seen, version = {restored, rolled_back}, tags_of(restored).get("previous_champion")
+    while version and version not in seen:
+        seen.add(version)
+        tags = tags_of(version)
+        if tags.get(ROLLED_BACK) != "true":
+            return version
+        version = tags.get("previous_champion")
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 import domain
 from domain.schema import SCHEMAS, CategoryField, Kind
-from stages.config import prepared_dir, repo_root
+from stages.config import repo_root, split_file
 from stages.files import md5sum
 from stages.models import load_model
 from stages.provenance import git_commit
@@ -125,7 +125,7 @@ def run_name(candidate: str, md5: str) -> str:
 def split_dataset(task: str, split: str) -> mlflow.data.Dataset:
     """A prepared split as an MLflow dataset: its DVC path as the source and the file's md5 (what dvc.lock
     records for it) as the digest, with the rows' schema and count."""
-    path = prepared_dir(task) / f"{split}.csv"
+    path = split_file(task, split)
     with warnings.catch_warnings():
         # MLflow 3.17 registers its local-file dataset source twice and warns that a path matches both.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")

@@ -62,8 +62,12 @@ def challenger_home(built_repo: PipelineRepo, tmp_path_factory: pytest.TempPathF
     return home
 
 
-def serve(home: Path, root: Path, **modes: str) -> LiveServer:
-    env = {"BENTOML_HOME": str(home), **{f"{task.upper()}_CHALLENGER": mode for task, mode in modes.items()}}
+FEEDBACK_QUEUE = 5  # the A/B server's bound on waiting feedback items
+
+
+def serve(home: Path, root: Path, extra_env: dict[str, str] | None = None, **modes: str) -> LiveServer:
+    env = {"BENTOML_HOME": str(home), **{f"{task.upper()}_CHALLENGER": mode for task, mode in modes.items()},
+           **(extra_env or {})}
     live = LiveServer("bento_service.service:PredictionService", root / "logs", env=env, work_dir=root)
     live.wait_ready()
     return live
@@ -99,7 +103,8 @@ def wait_for(condition, timeout: float = 20.0) -> None:
 
 @pytest.fixture(scope="module")
 def ab_server(challenger_home: Path, tmp_path_factory: pytest.TempPathFactory):
-    live = serve(challenger_home, tmp_path_factory.mktemp("ab"), housing="ab:0.2")
+    live = serve(challenger_home, tmp_path_factory.mktemp("ab"), {"FEEDBACK_QUEUE": str(FEEDBACK_QUEUE)},
+                 housing="ab:0.2")
     try:
         yield live
     finally:
@@ -167,6 +172,10 @@ def test_feedback_stores_once_and_rejects_unknown_and_bad_values(ab_server: Live
             {"request_id": "fb-batch", "position": 3, "actual": 100000.0}]}).json()
         assert [r["status"] for r in many["results"]] == ["stored", "duplicate", "unknown"]
         assert (many["stored"], many["duplicate"], many["unknown"]) == (1, 1, 1)
+        flood = client.post("/housing/feedback_batch", json={"items": [  # more than may wait: refused, not queued
+            {"request_id": "fb-batch", "position": 0, "actual": 1.0}] * (FEEDBACK_QUEUE + 1)})
+        assert flood.status_code == 503 and flood.headers["retry-after"] == "1", flood.text
+        assert "retry later" in flood.json()["error"]
         metrics = client.get("/metrics").text
     stored = log_rows(ab_server, "SELECT request_id, position, actual FROM feedback ORDER BY request_id")
     assert [(r, p, json.loads(a)) for r, p, a in stored] == [("fb-1", 0, actual), ("fb-batch", 2, 100000.0)]

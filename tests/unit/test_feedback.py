@@ -184,3 +184,19 @@ def test_a_deleted_log_is_a_clear_failure_and_never_blocks_the_writers_reopen(tm
     assert writer.moved() is not None and writer.reopen(wait_s=0.5), "a pin on the deleted file held the reopen"
     writer.close()
     assert [r.status for r in store.record("housing", [FeedbackItem("r", 0, 2.0)])] == ["unknown"]  # a new log
+
+
+def test_the_monitor_reads_a_version_4_log_without_migrating_it(tmp_path: Path) -> None:
+    """An archived log no current server has opened: every row is the champion's, no feedback yet, and the file
+    stays at version 4 (the monitor opens it read-only)."""
+    from monitoring.logquery import read_feedback, read_window
+
+    db = sqlite3.connect(tmp_path / "predictions.db", isolation_level=None)
+    create_version_4_log(db.execute, "sqlite")
+    db.close()
+    window = read_window(sqlite_in(tmp_path), "housing", None)
+    assert window.predictions[["request_id", "arm", "position"]].values.tolist() == [
+        ["old", "champion", 0], *(["batch", "champion", 0] for _ in range(3))]
+    assert read_feedback(sqlite_in(tmp_path), "housing", None).empty
+    with sqlite3.connect(tmp_path / "predictions.db") as db:
+        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 4

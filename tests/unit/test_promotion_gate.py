@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stages.promote import Scored, decide
+from stages.rollback import further_back
 
 CHAMPION = Scored("hgb", "a" * 32, 0.80)
 
@@ -51,3 +52,25 @@ def test_the_same_model_is_kept_and_a_rolled_back_one_never_returns_by_itself() 
 def test_a_negative_tolerance_is_refused() -> None:
     with pytest.raises(ValueError, match="tolerance"):
         decide(Scored("forest", "b" * 32, 0.9), CHAMPION, "r2", -0.1)
+
+
+def test_an_incumbent_evaluated_on_another_split_is_not_compared() -> None:
+    """New raw data or split params: the incumbent may have trained on today's test rows, so its (flattering)
+    score there decides nothing; the newcomer, chosen by CV, is promoted even though it scores lower."""
+    decision = decide(Scored("forest", "b" * 32, 0.50), CHAMPION, "r2", 0.01, comparable=False)
+    assert decision.decision == "promoted" and "another test split" in decision.reason
+    assert decide(Scored("hgb", "a" * 32, 0.80), CHAMPION, "r2", 0.01, comparable=False).decision == "kept"
+
+
+@pytest.mark.parametrize(("restored", "rolled_back", "tags", "expected"), [
+    ("2", "3", {"2": {"previous_champion": "1"}, "1": {}}, "1"),  # 1 -> 2 -> 3, 3 rolled back: next is 1
+    ("2", "3", {"2": {"previous_champion": "1"}, "1": {"rolled_back": "true"}}, None),
+    ("3", "4", {"3": {"previous_champion": "2"}, "2": {"rolled_back": "true", "previous_champion": "1"}, "1": {}},
+     "1"),  # a rolled-back version in the chain is skipped
+    # 1 promoted, 2 promoted, 1 promoted again (it names 2), rolled back to 2: 2 names 1, the rolled-back one
+    ("2", "1", {"1": {"previous_champion": "2"}, "2": {"previous_champion": "1"}}, None),
+    ("2", "3", {"2": {}}, None),  # the first champion: nothing further back
+])
+def test_a_rollback_never_lines_up_a_rolled_back_or_looping_version(restored: str, rolled_back: str, tags: dict,
+                                                                    expected: str | None) -> None:
+    assert further_back(restored, rolled_back, lambda version: tags.get(version, {})) == expected

@@ -54,3 +54,16 @@ def test_metric_labels_come_from_a_closed_set() -> None:
     assert metric_field("housing", "body") == "body" and metric_field("housing", "records") == "records"
     assert metric_field("iris", "records.0.petal_width") == "petal_width"
     assert metric_field("iris", "median_income") == "unknown"
+
+
+def test_feedback_fields_are_labels_of_their_own() -> None:
+    """A bad `actual` in a feedback batch is counted as `actual`, not lost in `unknown`."""
+    from bento_service.schemas import HousingFeedbackBatch
+
+    with pytest.raises(ValidationError) as error:
+        HousingFeedbackBatch.model_validate_json(json.dumps({"items": [
+            {"request_id": "r", "actual": -5}, {"request_id": "r", "position": -1, "actual": 1.0}, {"actual": 1.0}]}))
+    detail, _ = describe(error.value)
+    labels = {metric_field("housing", d["field"]) for d in detail}
+    assert labels == {"actual", "position", "request_id"} and labels <= set(metric_labels("housing"))
+    assert metric_field("housing", "items") == "items" and metric_field("housing", "items.0.colour") == "unknown"
