@@ -67,8 +67,9 @@ def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_any
 
     with mlflow_server(postgres_database, tmp_path / "server") as url:
         server = {"MLFLOW_TRACKING_URI": url}
-        first = repo.repro("-f", "-s", "evaluate@housing", "evaluate@iris", env=server)
-        assert ran_stages(first.output) == {"evaluate@housing", "evaluate@iris"}  # no retraining
+        gates = ("evaluate@housing", "evaluate@iris", "promote@housing", "promote@iris")
+        first = repo.repro("-f", "-s", *gates, env=server)
+        assert ran_stages(first.output) == set(gates)  # no retraining
 
         client = MlflowClient(tracking_uri=url)
         for task in ("housing", "iris"):
@@ -81,15 +82,16 @@ def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_any
         assert len(check_runs(client, repo, "housing")) == len(runs_before)  # one run per candidate
 
         # The champion retrained with `scale` toggled (a standard scaler in front: another model file, another md5,
-        # the same ranking): evaluate logs that one new run, reuses the others, registers a new version and moves
-        # the alias to it.
+        # the same ranking): evaluate logs that one new run, reuses the others; the gate registers a new version and
+        # moves the alias to it (a scaler changes no tree's split: not worse, promoted).
         champion = repo.json("models/housing/champion.json")["candidate"]
         params = repo.params()
         params["housing"]["candidates"][champion]["scale"] = not params["housing"]["candidates"][champion].get(
             "scale", False)
         repo.write_params(params)
-        second = repo.repro("evaluate@housing", env=server)
-        assert ran_stages(second.output) == {f"train-housing@{champion}", "evaluate@housing"}, second.output
+        second = repo.repro("promote@housing", env=server)
+        assert ran_stages(second.output) == {f"train-housing@{champion}", "evaluate@housing", "promote@housing"}, \
+            second.output
         unchanged = len(runs_before) - 1
         assert f"new runs for {champion}; {unchanged} unchanged" in second.output, second.output
         assert repo.json("models/housing/champion.json")["candidate"] == champion
@@ -99,8 +101,11 @@ def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_any
         assert {k: v for k, v in runs_after.items() if k != champion} == {
             k: v for k, v in runs_before.items() if k != champion}
         moved = client.get_model_version_by_alias("housing-regressor", "champion")
-        assert (moved.run_id, moved.version) == (runs_after[champion], str(int(before["model_version"]) + 1))
+        assert moved.run_id == runs_after[champion] and int(moved.version) > int(before["model_version"])
         assert repo.json("models/housing/mlflow.json")["model_version"] == moved.version
+        assert repo.json("metrics/promotion/housing.json")["decision"] == "promoted"
+        assert client.get_model_version_by_alias("housing-regressor", "previous-champion").version == \
+            before["model_version"]
 
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()

@@ -21,17 +21,19 @@ def test_metrics_and_params_diff_between_branches(repo: PipelineRepo) -> None:
     repo.commit_all("shallower tree")
 
     # No DVC remote exists: metrics must come from git (cache: false). Only what changed is listed: the retrained
-    # candidate's scores and, if the champion moved to or from it, the champion's.
+    # candidate's scores, if the champion moved to or from it the champion's, and the gate's (it ran again: the
+    # runner-up may have changed, and the registry now holds an incumbent).
     metrics = json.loads(repo.run("dvc", "metrics", "diff", "main", "deeper-tree", "--json", check=True).stdout)
     changed = {path: keys for path, keys in metrics.items() if keys}
     assert set(changed["metrics/housing/tree.json"]) >= {"cv", "test"}
     assert changed["metrics/housing/tree.json"]["cv"]["old"] != changed["metrics/housing/tree.json"]["cv"]["new"]
-    assert set(changed) <= {"metrics/housing/tree.json", "metrics/housing.json"}
+    assert set(changed) <= {"metrics/housing/tree.json", "metrics/housing.json", "metrics/promotion/housing.json"}
     if "metrics/housing.json" in changed:
         champions = {repo.run("git", "show", f"{rev}:metrics/housing.json").stdout for rev in ("main", "deeper-tree")}
         assert any('"champion": "tree"' in text for text in champions)
     text = repo.run("dvc", "metrics", "diff", "main", "deeper-tree", check=True).stdout
-    assert len([line for line in text.splitlines() if line.strip()]) <= 1 + 5 + 5, text  # header + tree + champion
+    # header + tree + champion + the gate's scores (newcomer, incumbent, champion, challenger)
+    assert len([line for line in text.splitlines() if line.strip()]) <= 1 + 5 + 5 + 4, text
 
     diff = json.loads(repo.run("dvc", "params", "diff", "main", "deeper-tree", "--json", check=True).stdout)
     key = "housing.candidates.tree.hyperparams.max_depth"
