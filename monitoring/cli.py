@@ -10,8 +10,14 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
 
 from monitoring.logquery import LogProblem
+
+T = TypeVar("T")
 
 EXIT_PROBLEM, EXIT_BUG = 2, 3
 
@@ -27,3 +33,11 @@ def guarded(name: str, run: Callable[[], int]) -> int:
         traceback.print_exc()
         print(f"{name}: internal error (a bug, not a verdict); see the traceback above", file=sys.stderr)
         return EXIT_BUG
+
+
+def read_settings(params: Path, section: str, from_params: Callable[[dict], T]) -> T:
+    """A tool's settings from params.yaml; a missing file, block or value is a LogProblem naming `section`."""
+    try:
+        return from_params(yaml.safe_load(params.read_text(encoding="utf-8")))
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise LogProblem(f"cannot read {section} from {params}: {exc!r}") from None

@@ -33,10 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from domain.schema import TASKS
-from monitoring.cli import guarded
+from monitoring.cli import guarded, read_settings
 from monitoring.data_quality import MissingValues, flagged
 from monitoring.logquery import (
     LogProblem,
@@ -125,10 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from monitoring.html import render
 
     started = time.perf_counter()
-    try:
-        settings = DriftSettings.from_params(yaml.safe_load(args.params.read_text(encoding="utf-8")))
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
-        raise LogProblem(f"cannot read monitoring.report from {args.params}: {exc!r}") from None
+    settings = read_settings(args.params, "monitoring.report", DriftSettings.from_params)
     since = parse_since(args.since)
     location = location_from(args)
     window = read_window(location, args.task, since)

@@ -41,12 +41,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from domain.schema import SCHEMAS, TASKS, Kind
-from monitoring.cli import guarded
+from monitoring.cli import guarded, read_settings
 from monitoring.logquery import (
-    LogProblem,
     add_location_arguments,
     location_from,
     parse_since,
@@ -234,10 +232,7 @@ def render(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    try:
-        settings = Settings.from_params(yaml.safe_load(args.params.read_text(encoding="utf-8")))
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
-        raise LogProblem(f"cannot read monitoring.performance from {args.params}: {exc!r}") from None
+    settings = read_settings(args.params, "monitoring.performance", Settings.from_params)
     since = parse_since(args.since)
     location = location_from(args)
     frame = read_feedback(location, args.task, since)
