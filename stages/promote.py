@@ -231,6 +231,10 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
         served[CHAMPION] = {"scored": newcomer, "file": newcomer_file, "test": info["test"], "cv": info["cv"],
                             "version": new_version, "run_id": new_run, "model_uri": new_uri,
                             "raw_data_md5": info["raw_data_md5"]}
+    elif newcomer.md5 == incumbent.md5:  # the gate re-checked an unchanged champion: serve exactly what evaluate saw
+        served[CHAMPION] = {"scored": newcomer, "file": newcomer_file, "test": info["test"], "cv": info["cv"],
+                            "version": held.version, "run_id": held.run_id, "model_uri": held.source,
+                            "raw_data_md5": info["raw_data_md5"]}
     else:
         served[CHAMPION] = {"scored": incumbent, "file": local_file(task, incumbent.md5), "model": incumbent_model,
                             "test": incumbent_scores, "cv": None, "version": held.version, "run_id": held.run_id,

@@ -71,12 +71,14 @@ def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: Pipelin
     assert full["cpu_s"] > 0 and full["runs_s"] == [full["wall_s"]]
     assert all(s["peak_rss_mb"] > 0 for s in full["stage_medians"] if s["stage"].startswith("train-"))
     assert len(pipeline["noop"]["runs_s"]) == 5
-    assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == {"train-housing@tree", "evaluate@housing"}
-    assert (pipeline["revert"]["cached_stages"], pipeline["revert"]["stages"]) == (2, [])  # DVC's run-cache
+    # the tree is neither the champion nor the runner-up: the gate re-checks, and nothing it serves changes
+    one_candidate = {"train-housing@tree", "evaluate@housing", "promote@housing"}
+    assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == one_candidate
+    assert (pipeline["revert"]["cached_stages"], pipeline["revert"]["stages"]) == (3, [])  # DVC's run-cache
     assert len(pipeline["reference_fit_s"]) == 2 and min(pipeline["reference_fit_s"]) > 0
     peer = pipeline["peer"]
     assert peer["revision"] == "HEAD" and {s["stage"] for s in peer["full"]["stages"]} == every_stage
-    assert {s["stage"] for s in peer["one_candidate"]["stages"]} == {"train-housing@tree", "evaluate@housing"}
+    assert {s["stage"] for s in peer["one_candidate"]["stages"]} == one_candidate
 
     report = (out / "RESULTS.md").read_text()
     for text in ("## Pipeline", "### Full `dvc repro`", "### One-candidate param change", "full dvc repro <= 180 s",
