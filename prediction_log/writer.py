@@ -52,6 +52,9 @@ class LogUnavailable(RuntimeError):
     """The prediction log could not be written."""
 
 
+LaterFailure = Callable[[LogUnavailable], None]  # told why rows queued with `write_later` were not written
+
+
 def open_store(location: LogLocation, on_reopen: ReopenListener | None = None, **options: Any) -> Any:
     """The store for a location (PostgreSQL's driver is imported only when it is used)."""
     if location.kind == "postgresql":
@@ -81,6 +84,8 @@ class PredictionLog:
         self._retention_days = retention_days
         self._next_prune = time.monotonic()
         self._pruning = False  # old rows are left to delete: one batch after each group
+        self._later: list[tuple[list, LaterFailure | None]] = []  # rows nobody waits for (write_later)
+        self._later_lock = threading.Lock()
 
     @property
     def db_path(self) -> Path | None:
@@ -119,8 +124,18 @@ class PredictionLog:
         self._queue.put((rows, loop, done))
         await done
 
+    def write_later(self, rows: list[PredictionRow], on_failure: LaterFailure | None = None) -> None:
+        """Queue rows nobody waits for (a shadowing challenger's predictions) without waking the writer: they
+        are committed with the next group of answered rows, or within IDLE_CHECK_S when no traffic comes, so
+        they cost no commit of their own. `on_failure(error)` is called from the writer thread if they could not
+        be written. Raises LogUnavailable when the log is not open."""
+        if not self.running:
+            raise LogUnavailable("the prediction log is not open")
+        with self._later_lock:
+            self._later.append((rows, on_failure))
+
     def close(self) -> None:
-        """Commit what is queued, then close the store."""
+        """Commit what is queued (and what waits for a later group), then close the store."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=10)
@@ -135,6 +150,8 @@ class PredictionLog:
             try:
                 item = self._queue.get(timeout=0 if self._pruning else IDLE_CHECK_S)
             except queue.Empty:
+                if self._later:
+                    self._commit([])
                 self._idle_check()
                 self._retain()
                 continue
@@ -152,19 +169,23 @@ class PredictionLog:
                 group.append(item)
             self._commit(group)
             self._retain()
-        # drain anything left so no waiter hangs
+        # drain anything left so no waiter hangs and nothing queued for later is lost
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
             if item is not None:
                 self._commit([item])
+        if self._later:
+            self._commit([])
 
     def _commit(self, group: list[tuple[list, asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
         now = utc_now()
+        with self._later_lock:
+            later, self._later = self._later, []
         predictions, explanations, errors = [], [], []
-        for rows, _, _ in group:
+        for rows in [rows for rows, _ in later] + [rows for rows, _, _ in group]:
             for row in rows:
                 (explanations if isinstance(row, ExplanationRow)  # a PredictionRow too: ask first
                  else predictions if isinstance(row, PredictionRow) else errors).append(row)
@@ -183,6 +204,10 @@ class PredictionLog:
         else:
             self._set_healthy(True)
         _acknowledge(group, failure)
+        if failure is not None:
+            for _, on_failure in later:
+                if on_failure is not None:
+                    on_failure(failure)
 
     def _idle_check(self) -> None:
         """No traffic: notice moved files or a lost connection now, and whether an unhealthy log works again."""

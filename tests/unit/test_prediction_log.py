@@ -8,6 +8,7 @@ import json
 import resource
 import signal
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -140,3 +141,42 @@ def test_a_group_that_cannot_be_written_leaves_no_row_no_partial_line_and_the_re
     assert [json.loads(line)["request_id"] for line in jsonl.read_text().splitlines()] == \
         ["ok0", "ok1", "ok2", "later0", "later1", "later2", "later3"]
     assert health == [False, True]
+
+
+def test_rows_written_later_ride_with_the_next_group_or_the_idle_tick_and_survive_close(tmp_path: Path) -> None:
+    """`write_later` (shadow rows): no commit of its own. They land in the same transaction as the next answered
+    rows, else within the writer's idle tick, and `close()` commits whatever still waits."""
+    from prediction_log.writer import IDLE_CHECK_S
+
+    log = PredictionLog(tmp_path)
+    log.start()
+    log.write_later([PredictionRow("shadowed", "housing", "chall", {}, 1.0, 1.0, arm="shadow")])
+    asyncio.run(log.write([PredictionRow("answered", "housing", "champ", {}, 2.0, 1.0)]))
+    with sqlite3.connect(tmp_path / "predictions.db") as db:  # ids in commit order: the later row went first
+        assert db.execute("SELECT request_id, arm FROM predictions ORDER BY id").fetchall() == [
+            ("shadowed", "shadow"), ("answered", "champion")]
+    log.write_later([PredictionRow("idle", "housing", "chall", {}, 3.0, 1.0, arm="shadow")])
+    deadline = time.monotonic() + 3 * IDLE_CHECK_S
+    while "idle" not in _ids(tmp_path / "predictions.db"):
+        assert time.monotonic() < deadline, "a later row waited past the idle tick"
+        time.sleep(0.05)
+    log.write_later([PredictionRow("at-close", "housing", "chall", {}, 4.0, 1.0, arm="shadow")])
+    log.close()
+    assert _ids(tmp_path / "predictions.db") == {"shadowed", "answered", "idle", "at-close"}
+    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 4
+
+
+def test_rows_written_later_that_cannot_be_written_are_reported(
+        tmp_path: Path, file_size_limit: Callable[[int], None]) -> None:
+    log = PredictionLog(tmp_path)
+    log.start()
+    asyncio.run(log.write([PredictionRow("ok", "housing", "m", {}, 1.0, 1.0)]))
+    failures: list[LogUnavailable] = []
+    file_size_limit((tmp_path / "predictions.jsonl").stat().st_size + 100)
+    log.write_later([PredictionRow("big", "housing", "m", {"x": "y" * 500}, 1.0, 1.0, arm="shadow")],
+                    failures.append)
+    with pytest.raises(LogUnavailable):  # the answered row of the same group fails too, and says so
+        asyncio.run(log.write([PredictionRow("next", "housing", "m", {"x": "y" * 500}, 1.0, 1.0)]))
+    file_size_limit(resource.RLIM_INFINITY)
+    log.close()
+    assert len(failures) == 1 and _ids(tmp_path / "predictions.db") == {"ok"}
