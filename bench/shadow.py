@@ -6,7 +6,9 @@
 Two servers of the same code and models (`bentoml serve`, 1 worker each), one per mode, loaded in turn with
 `/housing/predict` by the load generator at each `--connections`, `--rounds` times in alternating order (this
 machine is shared: only ratios measured in one run mean anything). Reported per concurrency: the median of each
-server's CPU time (every process of the server, psutil) per answered request, and shadow / off. Beside it the
+server's CPU time (every process of the server, psutil) per answered request, and shadow / off: the median of
+each round's ratio (both modes run back to back in a round, so a machine that speeds up or slows down between
+rounds does not move it). Beside it the
 physical floor of shadowing: the challenger's predictor alone in this process, per row, at 1 and 16 rows per
 call (what the shadow arm must spend at least, before HTTP, logging and batching).
 
@@ -123,8 +125,14 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         def median(mode: str, key: str, count: int = count) -> float:
             return float(np.median([r[key] for r in runs if r["mode"] == mode and r["connections"] == count]))
         off, shadow = median("off", "cpu_ms_per_request"), median("shadow", "cpu_ms_per_request")
+        # each round runs both modes back to back: its ratio is immune to the machine's speed drifting between
+        # rounds (shared machine); the headline is the median of the rounds' ratios
+        by_round = {(r["round"], r["mode"]): r["cpu_ms_per_request"] for r in runs if r["connections"] == count}
+        ratios = [by_round[(n, "shadow")] / by_round[(n, "off")] for n in sorted({n for n, _ in by_round})
+                  if by_round.get((n, "off")) and (n, "shadow") in by_round]
         out.append({"connections": count, "off_cpu_ms": off, "shadow_cpu_ms": shadow,
-                    "ratio": round(shadow / off, 3) if off else None,
+                    "ratio": round(float(np.median(ratios)), 3) if ratios else None,
+                    "round_ratios": [round(r, 3) for r in ratios],
                     "off_rps": median("off", "rps"), "shadow_rps": median("shadow", "rps"),
                     "shadowed_share": round(sum(r["shadow_rows"] for r in runs if r["mode"] == "shadow"
                                                 and r["connections"] == count)
@@ -140,11 +148,12 @@ def markdown(results: dict[str, Any]) -> str:
              f"load average at start {results['load_average']}  ",
              f"Challenger {floor['tag']} ({floor['predictor'].get('kind', '?')}): floor "
              f"{floor['ms_per_row_at_1']} ms per row alone, {floor['ms_per_row_at_16']} ms per row in calls of 16",
-             "", "| connections | off CPU ms/request | shadow CPU ms/request | shadow / off | off req/s | shadow req/s "
-             "| shadowed | non-2xx |", "|---|---|---|---|---|---|---|---|"]
+             "", "| connections | off CPU ms/request | shadow CPU ms/request | shadow / off (median of rounds) "
+             "| each round | off req/s | shadow req/s | shadowed | non-2xx |", "|---|---|---|---|---|---|---|---|---|"]
     for row in results["summary"]:
+        rounds = ", ".join(f"{r:.2f}" for r in row["round_ratios"])
         lines.append(f"| {row['connections']} | {row['off_cpu_ms']:.3f} | {row['shadow_cpu_ms']:.3f} | "
-                     f"{row['ratio']:.2f}x | {row['off_rps']:.0f} | {row['shadow_rps']:.0f} | "
+                     f"{row['ratio']:.2f}x | {rounds} | {row['off_rps']:.0f} | {row['shadow_rps']:.0f} | "
                      f"{100 * row['shadowed_share']:.1f} % | {row['non_2xx']} |")
     return "\n".join(lines) + "\n"
 

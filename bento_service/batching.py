@@ -38,12 +38,8 @@ class MicroBatcher:
     """
 
     def __init__(self, predict: Callable[[list[dict[str, Any]]], np.ndarray], max_rows: int = 256,
-                 on_call: Callable[[int], None] | None = None, executor: Executor | None = None,
-                 linger_s: float = 0.0) -> None:
+                 on_call: Callable[[int], None] | None = None, executor: Executor | None = None) -> None:
         self._predict = predict
-        # > 0: wait this long before a call for more callers, trading latency for fewer, larger calls (the
-        # shadowing challenger, whose latency no client waits for)
-        self._linger_s = linger_s
         self._executor = executor
         self._max_rows = max_rows
         self._on_call = on_call  # told the rows of every model call (the prediction_batch_rows histogram)
@@ -66,8 +62,6 @@ class MicroBatcher:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                if self._linger_s > 0:
-                    await asyncio.sleep(self._linger_s)
                 await self._gather()
                 batch = self._take()
                 rows = [row for records, _ in batch for row in records]

@@ -60,6 +60,7 @@ from bento_service.schemas import (
     IrisPrediction,
     IrisRecord,
 )
+from bento_service.shadow import ShadowQueue
 from domain.schema import SCHEMAS, Kind
 from prediction_log.feedback import FeedbackItem, FeedbackResult, FeedbackStore, open_feedback_store
 from prediction_log.location import LogLocation
@@ -101,7 +102,7 @@ class ServedTask:
     challenger: ServedModel | None  # None: the store had none, the champion serves alone
     chooser: ArmChooser
     live_error: LiveError
-    shadow_backlog: int = 0  # records waiting for the shadowing challenger
+    shadow: ShadowQueue | None = None  # the challenger's queue in shadow mode
 
 
 # What this worker serves, by task; read by the handlers and by GET /model.
@@ -176,7 +177,6 @@ class PredictionService:
         # models is limited there once they are loaded (threadpoolctl only sees libraries already loaded).
         self._loop = asyncio.get_running_loop()
         self._readiness = ServerReadiness.from_environment(_worker_count())
-        self._shadows: set[asyncio.Task] = set()  # shadow predictions in flight (a reference keeps them alive)
         # Feedback looks rows up and stores true values synchronously, one call at a time, off the event loop.
         self._feedback_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedback")
         self._feedback_store: FeedbackStore | None = None
@@ -199,10 +199,10 @@ class PredictionService:
                 logger.warning("%s_CHALLENGER=%s but there is no challenger: the champion serves alone",
                                task.upper(), routing.mode)
                 routing = Routing()
-            rival = None if challenger is None else _served_model(task, challenger, executor, "challenger", routing)
+            rival = None if challenger is None else _served_model(task, challenger, executor, "challenger")
             models = {model.tag: model.metadata for model in (served, rival) if model is not None}
             LOADED[task] = ServedTask(served, rival, ArmChooser(task, routing, SETTINGS.ab_seed),
-                                      LiveError(task, models))
+                                      LiveError(task, models), _shadow_queue(rival, routing, executor))
             logger.info("%s: champion %s, challenger %s, %s", task, served.tag, rival.tag if rival else "none",
                         routing.describe())
         limited = threading.Event()
@@ -352,21 +352,9 @@ class PredictionService:
         metrics.record_predictions(task, served.tag, predictions)
         if served.drift is not None:  # the champion's: drift of inputs and predictions against its training data
             served.drift.add(rows, predictions)
-        if entry.chooser.shadows:
-            self._shadow(entry, rows, request_id, received, started, log)
+        if entry.shadow is not None and entry.chooser.shadows:
+            entry.shadow.submit(rows, request_id, received, started, log)
         return served, request_id, predictions
-
-    def _shadow(self, entry: ServedTask, rows: list[dict[str, Any]], request_id: str, received: str,
-                started: float, log: Any) -> None:
-        """Have the challenger predict an answered request in the background (bounded by MAX_SHADOW_BACKLOG)."""
-        task = entry.champion.task
-        if entry.shadow_backlog + len(rows) > MAX_SHADOW_BACKLOG:
-            metrics.SHADOW_SKIPPED.labels(task, "backlog").inc(len(rows))
-            return
-        entry.shadow_backlog += len(rows)
-        shadow = self._loop.create_task(_shadow_predict(entry, rows, request_id, received, started, log))
-        self._shadows.add(shadow)
-        shadow.add_done_callback(self._shadows.discard)
 
     # -- feedback ----------------------------------------------------------------------------
     @bentoml.api(route="/housing/feedback")
@@ -498,11 +486,9 @@ def _store_options(location: LogLocation) -> dict[str, Any]:
     return {"jsonl_max_bytes": SETTINGS.jsonl_max_bytes, "jsonl_backups": SETTINGS.jsonl_backups}
 
 
-def _served_model(task: str, model: bentoml.Model, executor: Any, role: str = "champion",
-                  routing: Routing | None = None) -> ServedModel:
+def _served_model(task: str, model: bentoml.Model, executor: Any, role: str = "champion") -> ServedModel:
     """A packaged model ready to predict: the compiled form if it loads and agrees with scikit-learn, else
-    scikit-learn (logged either way), warmed up, behind its own micro-batcher. A shadowing challenger's
-    batcher lingers (SHADOW_LINGER_S): nobody waits for its answers."""
+    scikit-learn (logged either way), warmed up, behind its own micro-batcher."""
     estimator = bentoml.sklearn.load_model(model)
     metadata = dict(model.info.metadata)
     # classifiers answer with every class's probability, regressors with the value
@@ -510,37 +496,18 @@ def _served_model(task: str, model: bentoml.Model, executor: Any, role: str = "c
     # Warm up: the first call pays lazy imports and allocations (seconds, not milliseconds).
     if metadata.get("input_example"):
         predictor.predict(metadata["input_example"][:1])
-    linger = SHADOW_LINGER_S if routing is not None and routing.mode == "shadow" else 0.0
-    batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe, executor=executor,
-                           linger_s=linger)
+    batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe, executor=executor)
     return ServedModel(task, str(model.tag), metadata, estimator, batcher, predictor, role=role)
 
 
-async def _shadow_predict(entry: ServedTask, rows: list[dict[str, Any]], request_id: str, received: str,
-                          started: float, log: Any) -> None:
-    """The challenger's predictions of an answered request, logged under arm "shadow" (same request id and
-    positions as the champion's rows). Nobody waits for them, so they ride along with the next group of answered
-    rows (`write_later`: no commit of their own, which is most of what shadowing would cost). A failure is counted
-    and logged; no client ever sees it."""
-    served = entry.challenger
-
-    def failed(exc: BaseException) -> None:  # on the event loop, or from the log's writer thread
-        metrics.SHADOW_SKIPPED.labels(served.task, "failed").inc(len(rows))
-        logger.warning("shadow prediction of %s by %s failed: %s: %s", request_id, served.tag,
-                       type(exc).__name__, exc)
-
-    try:
-        values = await served.batcher.predict(rows)
-        latency_ms = 1000 * (time.perf_counter() - started)
-        log.write_later([PredictionRow(request_id, served.task, served.tag, row,
-                                       _jsonable(served.task, served, value), latency_ms, received, arm="shadow",
-                                       position=position)
-                         for position, (row, value) in enumerate(zip(rows, values, strict=True))], failed)
-        metrics.SHADOW_PREDICTIONS.labels(served.task, served.tag).inc(len(rows))
-    except Exception as exc:  # the challenger failed, or the log is closed: the champion's answer stands
-        failed(exc)
-    finally:
-        entry.shadow_backlog -= len(rows)
+def _shadow_queue(challenger: ServedModel | None, routing: Routing, executor: Any) -> ShadowQueue | None:
+    """The challenger's queue when it shadows the champion (bento_service/shadow.py), else None."""
+    if challenger is None or routing.mode != "shadow":
+        return None
+    task = challenger.task
+    return ShadowQueue(task, challenger.tag, challenger.predictor.predict,
+                       lambda value: _jsonable(task, challenger, value), SHADOW_LINGER_S, MAX_SHADOW_BACKLOG,
+                       executor, metrics.BATCH_ROWS.labels(task).observe)
 
 
 def _drift_window(task: str, model: bentoml.Model) -> DriftWindow | None:

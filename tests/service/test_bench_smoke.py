@@ -103,3 +103,23 @@ def test_explain_bench_smoke_reports_the_cost_and_predict_latency_beside_explain
     assert http["predict_alone"]["socket_errors"] == http["predict_with_explain_load"]["socket_errors"] == 0
     assert http["explain_load"]["ok"] > 0
     assert "| + 4 explain clients |" in run.stdout
+
+
+def test_bench_shadow_smoke_shadows_every_request_with_zero_errors(repo: PipelineRepo, tmp_path: Path) -> None:
+    """`python -m bench.shadow --smoke` (issue 17's CPU budget, measured by `python -m bench.shadow`): both
+    servers answer, the shadow one logs a shadow row for every answered request, and the report is written.
+    No ratio is asserted: the machine is shared."""
+    out = tmp_path / "shadow" / "results.json"
+    run = subprocess.run([sys.executable, "-m", "bench.shadow", "--smoke", "--repo", str(repo.path), "--out", str(out)],
+                         cwd=PROJECT_ROOT, env=venv_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert {r["mode"] for r in results["runs"]} == {"off", "shadow"}
+    for r in results["runs"]:
+        assert r["requests"] > 0 and r["non_2xx"] == 0 and r["cpu_ms_per_request"] > 0, r
+        assert (r["shadow_rows"] >= r["requests"]) if r["mode"] == "shadow" else r["shadow_rows"] == 0, r
+    [summary] = results["summary"]
+    assert summary["ratio"] > 0 and len(summary["round_ratios"]) == 1
+    compiled = repo.json("models/housing/compiled-challenger/compiled.json")["compiled"]
+    assert results["challenger_floor"]["predictor"]["kind"] == ("compiled" if compiled else "scikit-learn")
+    assert "shadow / off" in (out.parent / "RESULTS.md").read_text()
