@@ -77,10 +77,31 @@ def single_threaded(model: BaseEstimator) -> BaseEstimator:
     A forest predicting with several jobs adds its trees' predictions in whatever order the threads finish, so
     the last digits of its predictions (and scores) would change from run to run and with the number of cores;
     one job adds them in tree order. Fitting with several jobs stays deterministic (each tree has its own seed).
+    The fitted clones inside meta-estimators (ClippedRegressor's `regressor_`, a vote's members) are set too.
     Single-row prediction is also faster: joblib's dispatch costs more than predicting one row.
     """
     jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
-    return model.set_params(**jobs) if jobs else model
+    if jobs:
+        model.set_params(**jobs)
+    for part in _fitted_parts(model):  # set_params reaches the templates, not the fitted clones (`regressor_`)
+        if getattr(part, "n_jobs", None) not in (None, 1):
+            part.n_jobs = 1
+    return model
+
+
+def _fitted_parts(model: Any) -> list[Any]:
+    """The estimators a fitted model predicts with: pipeline steps, a meta-estimator's fitted `regressor_`, a
+    vote's `estimators_` (not a forest's trees, which have no jobs)."""
+    parts, todo = [], [model]
+    while todo:
+        part = todo.pop()
+        parts.append(part)
+        todo += [step for _, step in getattr(part, "steps", [])]
+        if hasattr(part, "regressor_"):
+            todo.append(part.regressor_)
+        if hasattr(part, "estimators_") and not hasattr(part, "n_estimators"):  # a vote, not a forest
+            todo += list(part.estimators_)
+    return parts
 
 
 def cross_validation(

@@ -134,3 +134,19 @@ def test_forests_and_single_trees_compile_and_take_scikit_learns_float32_branche
     on_thresholds["median_income"] = thresholds
     compiled = CompiledModel(model.steps[0][1], graph)
     np.testing.assert_allclose(compiled.predict(on_thresholds), model.predict(on_thresholds), rtol=0, atol=1e-6)
+
+
+def test_a_trained_forest_predicts_with_one_job_and_the_same_bits_every_time() -> None:
+    """Train's single_threaded must reach the fitted forest inside ClippedRegressor (`regressor_`), not only its
+    template: a forest predicting with every core adds its trees in whatever order threads finish, so the
+    challenger's reference profile (stage `profile`) changed in the last bits from run to run."""
+    from stages.scoring import single_threaded
+
+    frame = housing_frame(rows=400, seed=5)
+    spec = {"estimator": "random_forest_regressor", "hyperparams": {"n_estimators": 40, "n_jobs": -1}}
+    model = build_pipeline("housing", spec, {"neighbor_counts": [3], "neighbor_folds": 3}, 0)
+    model = single_threaded(model.fit(frame[HOUSING.feature_names], frame[HOUSING.target.name]))
+    assert model.steps[-1][1].regressor_.n_jobs == 1
+    rows = housing_frame(rows=3000, seed=6)[HOUSING.feature_names]
+    first = model.predict(rows)
+    assert all(np.array_equal(first, model.predict(rows)) for _ in range(5))
