@@ -8,9 +8,12 @@ else it may have trained on today's test rows. The decision (`decide`, a pure fu
 - "first": no version holds the alias (an empty registry, a fresh clone): the newcomer is promoted;
 - "promoted": the newcomer is not worse than the incumbent by more than `<task>.promotion.tolerance`, or the
   incumbent was evaluated on another split (new raw data, other split params): no fair comparison exists;
-- "kept": it is worse by more than that, or it is the incumbent itself (same model md5), or it is a model that
-  was rolled back (`make rollback`, stages/rollback.py: never promoted again automatically). The incumbent stays,
-  the stage still succeeds and prints one line saying why.
+- "kept": it is worse by more than that, or it is a model that was rolled back (`make rollback`,
+  stages/rollback.py: never promoted again automatically). The incumbent stays, the stage still succeeds and prints
+  one line saying why.
+When the newcomer is the incumbent itself (same model md5: the gate re-checks because a candidate changed or a
+param was reverted), the decision is the one that promoted it, recorded on its version (PROMOTION_RECORD), so the
+outputs are byte for byte those of that run (a version promoted before the record existed: "kept", same md5).
 Promoting moves `champion` to the newcomer's version and `previous-champion` to the incumbent's (the version
 `make rollback` restores). The `challenger` alias marks the model to try next: the rejected newcomer when kept,
 else the runner-up candidate by the champion rule (registered as a version of the same registered model).
@@ -35,6 +38,7 @@ what the committed dvc.lock and metrics/promotion/ record.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -60,6 +64,10 @@ from stages.scoring import LOWER_IS_BETTER
 DECISIONS = ("first", "promoted", "kept")
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
 ROLLED_BACK = "rolled_back"  # version tag `make rollback` sets: the gate never promotes that model again by itself
+# version tag: the decision, reason and incumbent of the version's promotion. The gate re-checking an unchanged
+# champion (a candidate changed, a param reverted) writes that record again, so metrics/promotion/ and served/
+# stay byte-identical and DVC's run-cache can restore the stage after a revert.
+PROMOTION_RECORD = "promotion_record"
 DIGITS = 6
 
 
@@ -190,6 +198,16 @@ class Registry:
     def alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)
 
+    def record_promotion(self, version: str, decision: Decision, incumbent: dict[str, Any] | None) -> None:
+        """Remember why the version was promoted (tag PROMOTION_RECORD), for a later re-check of it."""
+        record = {"decision": decision.decision, "reason": decision.reason, "incumbent": incumbent}
+        self.client.set_model_version_tag(self.name, version, PROMOTION_RECORD, json.dumps(record, sort_keys=True))
+
+    def promotion_record(self, version: Any) -> dict[str, Any] | None:
+        """How the version came to hold the alias, if the gate recorded it."""
+        text = version.tags.get(PROMOTION_RECORD)
+        return json.loads(text) if text else None
+
     def tag(self, version: str, run_id: str, decision: Decision) -> None:
         for key, value in (("promotion", decision.decision), ("promotion_reason", decision.reason)):
             self.client.set_model_version_tag(self.name, version, key, value)
@@ -219,9 +237,16 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
     decision = decide(newcomer, incumbent, metric, tolerance,
                       rolled_back=incumbent is not None and registry.rolled_back(newcomer.md5),
                       comparable=held is None or registry.evaluated_on(held) == md5sum(split_file(task, "test")))
+    incumbent_record = incumbent.record() if incumbent is not None else None
+    recorded = registry.promotion_record(held) if incumbent is not None and newcomer.md5 == incumbent.md5 else None
+    if recorded is not None:  # the champion re-checked, unchanged: it holds the alias by its own promotion
+        decision, incumbent_record = Decision(recorded["decision"], recorded["reason"]), recorded["incumbent"]
 
     new_version, new_run, new_uri = registry.register(newcomer.candidate, newcomer.md5)
-    registry.tag(new_version, new_run, decision)
+    if recorded is None:
+        registry.tag(new_version, new_run, decision)
+    if decision.promotes and recorded is None:
+        registry.record_promotion(new_version, decision, incumbent_record)
     served: dict[str, dict[str, Any]] = {}
     if decision.promotes:
         if held is not None and held.version != new_version:
@@ -260,7 +285,7 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
         if role["cv"] is None and role["file"] is not None:
             role["cv"] = read_json(role["file"].parent / "summary.json")["cv"]
 
-    write_outputs(task, metric, tolerance, decision, newcomer, incumbent, served)
+    write_outputs(task, metric, tolerance, decision, newcomer.record(), incumbent_record, served)
     tracked = read_json(mlflow_info(task)) if mlflow_info(task).is_file() else {}
     for prefix, role in ((CHAMPION, served[CHAMPION]), (CHALLENGER, served[CHALLENGER])):
         tracked.update({f"{prefix}_run_id": role["run_id"], f"{prefix}_model_uri": role["model_uri"],
@@ -271,8 +296,8 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"decision": decision, "served": served}
 
 
-def write_outputs(task: str, metric: str, tolerance: float, decision: Decision, newcomer: Scored,
-                  incumbent: Scored | None, served: dict[str, dict[str, Any]]) -> None:
+def write_outputs(task: str, metric: str, tolerance: float, decision: Decision, newcomer: dict[str, Any],
+                  incumbent: dict[str, Any] | None, served: dict[str, dict[str, Any]]) -> None:
     """models/<task>/served/ and metrics/promotion/<task>.json, each all-or-nothing, deterministic."""
     import joblib
 
@@ -289,8 +314,7 @@ def write_outputs(task: str, metric: str, tolerance: float, decision: Decision, 
                for role, entry in served.items()}})
     write_json(promotion_file(task), {
         "task": task, "metric": metric, "tolerance": tolerance, "decision": decision.decision,
-        "reason": decision.reason, "newcomer": newcomer.record(),
-        "incumbent": incumbent.record() if incumbent is not None else None,
+        "reason": decision.reason, "newcomer": newcomer, "incumbent": incumbent,
         "champion": served[CHAMPION]["scored"].record(), "challenger": served[CHALLENGER]["scored"].record()})
 
 
