@@ -32,9 +32,13 @@ from bench import workload
 from bench.loadgen import run_load
 from bench.machine import describe
 from bench.servers import ProjectServer, private_bentoml_home
+from bento_service.shadow import SHADOW_LINGER_S
+from prediction_log.writer import IDLE_CHECK_S
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
-SETTLE_S = 0.5  # after a load run: shadow predictions still queued finish before the CPU is read
+# After a load run, before the CPU and the rows are read: the last shadow records wait SHADOW_LINGER_S for their
+# call, then their rows for the log writer's idle tick (nobody commits a group for them once the load stops).
+SETTLE_S = SHADOW_LINGER_S + IDLE_CHECK_S + 0.5
 
 
 class ModeServer(ProjectServer):

@@ -60,7 +60,7 @@ from bento_service.schemas import (
     IrisPrediction,
     IrisRecord,
 )
-from bento_service.shadow import ShadowQueue
+from bento_service.shadow import MAX_SHADOW_BACKLOG, SHADOW_LINGER_S, ShadowQueue
 from domain.schema import SCHEMAS, Kind
 from prediction_log.feedback import FeedbackItem, FeedbackResult, FeedbackStore, open_feedback_store
 from prediction_log.location import LogLocation
@@ -69,12 +69,6 @@ from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
 logger = logging.getLogger("bentoml.prediction_service")
 LOG_RETRY_SECONDS = 2.0
-# Shadow mode: the challenger's batcher waits this long for more requests before a call (fewer, larger calls:
-# its CPU per request is what shadowing costs; at 8 connections 10 ms cost 1.44x the CPU per request of `off`,
-# 50 ms 1.11x: bench/shadow.py), and at most this many records wait for it; beyond that, records are not
-# shadowed (counted in shadow_predictions_skipped) rather than queued without bound.
-SHADOW_LINGER_S = 0.05
-MAX_SHADOW_BACKLOG = 1024
 
 
 @dataclass

@@ -26,6 +26,13 @@ from prediction_log.store import PredictionRow
 
 logger = logging.getLogger(__name__)
 
+# Shadow mode: the challenger's queue waits this long for more requests before a call (fewer, larger calls:
+# its CPU per request is what shadowing costs; at 8 connections 10 ms cost 1.44x the CPU per request of `off`,
+# 50 ms 1.11x: bench/shadow.py), and at most this many records wait for it; beyond that, records are not
+# shadowed (counted in shadow_predictions_skipped) rather than queued without bound.
+SHADOW_LINGER_S = 0.05
+MAX_SHADOW_BACKLOG = 1024
+
 
 class _Waiting(NamedTuple):
     rows: list[dict[str, Any]]
