@@ -56,10 +56,6 @@ class ShadowQueue:
         self._backlog = 0  # records waiting or being predicted
         self._drain_task: asyncio.Task | None = None
 
-    @property
-    def backlog(self) -> int:
-        return self._backlog
-
     def submit(self, rows: list[dict[str, Any]], request_id: str, received: str, started: float, log: Any) -> None:
         """Queue an answered request's records (on the event loop); skipped and counted if the backlog is full."""
         if self._backlog + len(rows) > self._max_backlog:
