@@ -90,6 +90,7 @@ test-unit: install
 ## (BENCH_ARGS="--pipeline-peer REV" also times the pipeline at git revision REV, interleaved: about +5 min)
 BENCH_ARGS ?=
 bench: install
+	bash scripts/install-bench-tools.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## bench-smoke: the same harness, a few seconds per server, into .artifacts/bench-smoke/ (needs `make run` first)
