@@ -1,4 +1,4 @@
-"""A fix for a BentoML 1.4.40 internal that turns into long pauses under load.
+"""Two changes to BentoML 1.4.40 internals: a fix for long pauses under load, and quiet prediction routes.
 
 BentoML's TimeoutMiddleware (`traffic.timeout`) schedules `loop.call_later(timeout, ...)` for
 every request and never cancels it, so each request's objects stay alive for the whole timeout
@@ -8,6 +8,11 @@ The replacement below is the same code plus `timer.cancel()` when the request en
 
 It is applied only if the installed middleware is still the known one; otherwise (an upgraded
 BentoML) it leaves BentoML alone and says so in the log.
+
+BentoML's access log has one `skip_paths` setting for itself and its request metrics together, so skipping a
+route there would also hide it from `bentoml_service_request_*` on /metrics (the alerts and the dashboard read
+them). `skip_access_log` leaves routes out of the access log only, by the same check: the class BentoML builds
+it from is replaced, if it still takes `skip_paths` and is imported where the middleware list is built.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import asyncio
 import inspect
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
+from _bentoml_impl.server.app import ServiceAppFactory
+from bentoml._internal.server.http import access
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from starlette.responses import JSONResponse
 
@@ -66,4 +74,31 @@ def apply() -> bool:
         logger.warning("BentoML's TimeoutMiddleware is not the known 1.4.40 code; timer fix not applied")
         return False
     TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
+    return True
+
+
+_ACCESS_LOG_IMPORT = "from bentoml._internal.server.http.access import AccessLogMiddleware"
+
+
+class _AccessLogSkipping(access.AccessLogMiddleware):
+    """BentoML's access log, with `extra_skip_paths` added to the paths it leaves out."""
+
+    extra_skip_paths: tuple[str, ...] = ()
+
+    def __init__(self, app: Any, *args: Any, skip_paths: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(app, *args, skip_paths=[*skip_paths, *self.extra_skip_paths], **kwargs)
+
+
+def skip_access_log(paths: Sequence[str]) -> bool:
+    """Leave requests whose path starts with one of `paths` out of BentoML's access log (not out of its metrics).
+    Returns whether it is in effect; call it before the server builds its app (at import of the service)."""
+    builder = inspect.getsource(ServiceAppFactory.middlewares.fget) if hasattr(ServiceAppFactory, "middlewares") else ""
+    original = access.AccessLogMiddleware
+    known = original is _AccessLogSkipping or (
+        "skip_paths" in inspect.signature(original.__init__).parameters and _ACCESS_LOG_IMPORT in builder)
+    if not known:
+        logger.warning("BentoML's access log is not the known 1.4.40 code: prediction routes stay in it")
+        return False
+    _AccessLogSkipping.extra_skip_paths = tuple(paths)
+    access.AccessLogMiddleware = _AccessLogSkipping  # type: ignore[misc]
     return True

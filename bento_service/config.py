@@ -26,6 +26,10 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"environment variable {name} must be a number, got {value!r}") from None
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 def _log_location() -> LogLocation:
     try:
         return resolve()
@@ -47,6 +51,7 @@ class Settings:
     keep_alive_timeout_s: int  # an idle keep-alive connection is closed after this
     workers: int
     trace_predictions: bool
+    access_log_predictions: bool  # prediction routes in BentoML's access log too (they are in the prediction log)
     explain_concurrency: int  # explanations computed at once per worker (bento_service/explainer.py)
     explain_queue: int  # explanations waiting per worker beyond those; more get 429
     routing: dict[str, Routing]  # per task: <TASK>_CHALLENGER = off | shadow | ab:<share> (bento_service/arms.py)
@@ -68,7 +73,8 @@ class Settings:
             header_timeout_s=_int("HEADER_TIMEOUT_S", 10),
             keep_alive_timeout_s=_int("KEEPALIVE_TIMEOUT_S", 5),
             workers=_int("WORKERS", 1),
-            trace_predictions=os.environ.get("TRACE_PREDICTIONS", "").lower() in ("1", "true", "yes"),
+            trace_predictions=_flag("TRACE_PREDICTIONS"),
+            access_log_predictions=_flag("ACCESS_LOG_PREDICTIONS"),
             explain_concurrency=max(1, _int("EXPLAIN_CONCURRENCY", 1)),
             explain_queue=max(0, _int("EXPLAIN_QUEUE", 4)),
             routing={task: routing_from_env(task) for task in TASKS},

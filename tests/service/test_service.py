@@ -151,11 +151,28 @@ def test_bad_input_gets_a_4xx_naming_the_problem(server: LiveServer, case: str, 
 
 
 def test_bad_input_leaves_no_traceback_in_the_server_log(server: LiveServer) -> None:
-    for case in BAD_REQUESTS:
-        httpx.post(f"{server.url}{case[1]}", timeout=30, **case[2])
+    statuses = [httpx.post(f"{server.url}{case[1]}", timeout=30, **case[2]).status_code for case in BAD_REQUESTS]
+    assert all(400 <= status < 500 for status in statuses), statuses
     log = server.log_text()
     assert "Traceback" not in log
     assert "status=500" not in log and "status=503" not in log
+
+
+def test_prediction_routes_stay_out_of_the_access_log_and_in_the_request_metrics(server: LiveServer) -> None:
+    """They are in the prediction log (ACCESS_LOG_PREDICTIONS=1 puts them back); other routes stay in it."""
+    def predict_count() -> float:
+        text = httpx.get(f"{server.url}/metrics", timeout=30).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("bentoml_service_request_total{") and 'endpoint="/housing/predict"' in line
+                   and 'http_response_code="200"' in line)
+
+    before = predict_count()
+    assert httpx.post(f"{server.url}/housing/predict", json=HOUSING_ROW, timeout=30).status_code == 200
+    assert httpx.get(f"{server.url}/model", timeout=30).status_code == 200
+    assert predict_count() == before + 1
+    access_lines = [line for line in server.log_text().splitlines() if "(scheme=http," in line]
+    assert [line for line in access_lines if "path=/model," in line], "GET /model is not in the access log"
+    assert not [line for line in access_lines if "path=/housing/predict" in line or "path=/iris/" in line]
 
 
 def test_rejected_requests_are_logged_as_errors(server: LiveServer) -> None:
