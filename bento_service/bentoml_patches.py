@@ -61,16 +61,20 @@ async def _timeout_call(self: TimeoutMiddleware, scope: dict, receive: Any, send
     return None
 
 
+def _source(function: Any) -> str:
+    """The source of an installed BentoML function, or "" if Python cannot find it (then nothing is patched)."""
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
 def apply() -> bool:
     """Install the fixed TimeoutMiddleware.__call__ (idempotent). Returns whether it is installed."""
     current = TimeoutMiddleware.__call__
     if current is _timeout_call:
         return True
-    try:
-        source = inspect.getsource(current)
-    except (OSError, TypeError):
-        source = ""
-    if not _UPSTREAM_BUG.search(source):
+    if not _UPSTREAM_BUG.search(_source(current)):
         logger.warning("BentoML's TimeoutMiddleware is not the known 1.4.40 code; timer fix not applied")
         return False
     TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
@@ -92,10 +96,10 @@ class _AccessLogSkipping(access.AccessLogMiddleware):
 def skip_access_log(paths: Sequence[str]) -> bool:
     """Leave requests whose path starts with one of `paths` out of BentoML's access log (not out of its metrics).
     Returns whether it is in effect; call it before the server builds its app (at import of the service)."""
-    builder = inspect.getsource(ServiceAppFactory.middlewares.fget) if hasattr(ServiceAppFactory, "middlewares") else ""
     original = access.AccessLogMiddleware
+    builder = getattr(getattr(ServiceAppFactory, "middlewares", None), "fget", None)
     known = original is _AccessLogSkipping or (
-        "skip_paths" in inspect.signature(original.__init__).parameters and _ACCESS_LOG_IMPORT in builder)
+        "skip_paths" in inspect.signature(original.__init__).parameters and _ACCESS_LOG_IMPORT in _source(builder))
     if not known:
         logger.warning("BentoML's access log is not the known 1.4.40 code: prediction routes stay in it")
         return False

@@ -156,7 +156,7 @@ IMAGE = bentoml.images.Image(base_image="python:3.11-slim", distro="prebuilt", p
 # when BENTOML_CONFIG configures a tracing exporter).
 TRACING = {} if SETTINGS.trace_predictions else {"excluded_urls": list(ROUTES)}
 # For the same reason they are left out of BentoML's access log unless ACCESS_LOG_PREDICTIONS=1: a line per
-# request, thousands a second, cost 12 % of a worker's throughput at 32 connections (bench/NOTES.md). BentoML's
+# request, thousands a second; without it a worker answered 13-19 % more at 32 connections (bench/NOTES.md). BentoML's
 # request metrics still count them, and every other route stays in the access log.
 if not SETTINGS.access_log_predictions:
     bentoml_patches.skip_access_log(list(ROUTES))

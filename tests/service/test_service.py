@@ -151,11 +151,10 @@ def test_bad_input_gets_a_4xx_naming_the_problem(server: LiveServer, case: str, 
 
 
 def test_bad_input_leaves_no_traceback_in_the_server_log(server: LiveServer) -> None:
-    statuses = [httpx.post(f"{server.url}{case[1]}", timeout=30, **case[2]).status_code for case in BAD_REQUESTS]
-    assert all(400 <= status < 500 for status in statuses), statuses
-    log = server.log_text()
-    assert "Traceback" not in log
-    assert "status=500" not in log and "status=503" not in log
+    # (their statuses: test_bad_input_gets_a_4xx_naming_the_problem; prediction routes are not in the access log)
+    for case in BAD_REQUESTS:
+        httpx.post(f"{server.url}{case[1]}", timeout=30, **case[2])
+    assert "Traceback" not in server.log_text()
 
 
 def test_prediction_routes_stay_out_of_the_access_log_and_in_the_request_metrics(server: LiveServer) -> None:

@@ -31,9 +31,9 @@ def _request(middleware, path: str) -> None:
 
 @pytest.fixture
 def restored_access_log():
-    original = access.AccessLogMiddleware
+    original, paths = access.AccessLogMiddleware, bentoml_patches._AccessLogSkipping.extra_skip_paths
     yield
-    access.AccessLogMiddleware = original
+    access.AccessLogMiddleware, bentoml_patches._AccessLogSkipping.extra_skip_paths = original, paths
 
 
 def test_skipped_routes_leave_the_access_log_and_the_others_stay(restored_access_log,
