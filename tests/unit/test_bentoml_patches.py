@@ -1,13 +1,19 @@
 """bento_service/bentoml_patches.py against the installed BentoML: each change is in effect, and does only what
-it says (the access log loses the given routes; every other route is still logged)."""
+it says (the access log loses the given routes, every other route is still logged; a method bound once answers
+as BentoML's per-request wrapper does; the cached response headers are BentoML's own)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+import bentoml
 import pytest
+from _bentoml_impl.server.app import ServiceAppFactory
+from bentoml._internal.context import trace_context
 from bentoml._internal.server.http import access
+from pydantic import Field
+from starlette.responses import JSONResponse
 
 from bento_service import bentoml_patches
 
@@ -55,3 +61,74 @@ def test_the_timeout_fix_is_installed() -> None:
 
     assert bentoml_patches.apply()
     assert TimeoutMiddleware.__call__ is bentoml_patches._timeout_call
+
+
+class _Service:
+    """Two API methods as BentoML sees them (APIMethod descriptors), one with a pydantic Field default."""
+
+    @bentoml.api(route="/double")
+    def double(self, value: int) -> int:
+        return 2 * value
+
+    @bentoml.api(route="/scaled")
+    def scaled(self, value: int, factor: int = Field(default=3)) -> int:
+        return value * factor
+
+
+def test_api_methods_bound_once_answer_as_bentoml_binds_them() -> None:
+    service = _Service()
+    per_request = service.double
+    assert service.double is not per_request  # BentoML's descriptor: a new wrapper on every access
+
+    assert bentoml_patches.bind_apis_once(service) == 2
+    assert service.double is service.double and service.double.local is service.double
+    # the Field default is filled in as BentoML's wrapper fills it (a bare call would pass the FieldInfo)
+    assert service.scaled.local(5) == _Service.scaled.__get__(_Service(), _Service).local(5) == 15
+    assert service.double.local(4) == 8
+
+
+def test_unknown_api_method_code_is_left_alone(monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(bentoml_patches, "_PER_ACCESS_WRAPPER", ("a line BentoML does not have",))
+    service = _Service()
+    with caplog.at_level(logging.WARNING, logger="bentoml.prediction_service"):
+        assert bentoml_patches.bind_apis_once(service) == 0
+    assert service.double is not service.double
+    assert "APIMethod.__get__ is not the known" in caplog.text
+
+
+class _Factory:
+    class service:  # noqa: N801 - stands for the Service object, of which the method reads only `name`
+        name = "prediction_service"
+
+
+@pytest.fixture
+def restored_response_headers():
+    original = ServiceAppFactory._add_response_headers
+    yield original
+    ServiceAppFactory._add_response_headers = original  # type: ignore[method-assign]
+    bentoml_patches._header_settings.cache_clear()
+
+
+@pytest.mark.parametrize("request_id", [None, 0x1234ABCD])
+def test_cached_response_headers_are_bentomls(restored_response_headers, request_id: int | None) -> None:
+    original = restored_response_headers
+    assert bentoml_patches.cache_response_headers()
+    assert ServiceAppFactory._add_response_headers is bentoml_patches._add_response_headers
+    trace_context.request_id = request_id
+    try:
+        expected, patched = JSONResponse({}), JSONResponse({})
+        original(_Factory(), expected)
+        ServiceAppFactory._add_response_headers(_Factory(), patched)
+    finally:
+        trace_context.request_id = None
+    assert patched.headers.items() == expected.headers.items()
+    assert patched.headers["server"] == "BentoML Service/prediction_service"
+    assert ("x-bentoml-request-id" in patched.headers) == (request_id is not None)
+
+
+def test_unknown_response_header_code_is_left_alone(restored_response_headers,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bentoml_patches, "_RESPONSE_HEADERS_SHA256", "0" * 64)
+    assert not bentoml_patches.cache_response_headers()
+    assert ServiceAppFactory._add_response_headers is restored_response_headers
