@@ -18,7 +18,8 @@ it from is replaced, if it still takes `skip_paths` and is imported where the mi
 BentoML finds a request's handler with `getattr(service_instance, name)`, and its `APIMethod.__get__` builds a
 fresh wrapper each time, calling `inspect.signature` on the function: 6 % of a worker's CPU at 32 connections
 (bench/NOTES.md). The wrapper depends on nothing but the instance, so `bind_apis_once` stores it on the instance,
-where it shadows the descriptor (which has no `__set__`), if `__get__` is still the known code.
+where it shadows the descriptor (which has no `__set__`), if `__get__` is still the known code; a call made on
+the instance itself still goes through BentoML's proxy, as before.
 
 Every response passes `ServiceAppFactory._add_response_headers`, whose `@inject` binds its signature and looks
 up two configuration values per call: 7 % of a worker's CPU at 32 connections. `cache_response_headers` puts the
@@ -128,19 +129,32 @@ def skip_access_log(paths: Sequence[str]) -> bool:
 _PER_ACCESS_WRAPPER = ("local_caller = self._local_call(instance)", "func = local_caller", "func.local = local_caller")
 
 
+class _BoundAPI:
+    """What `APIMethod.__get__` returns, built once. BentoML's server calls `.local`, the in-process wrapper;
+    calling the object itself goes where BentoML's own would: through the instance's `__self_proxy__`, which
+    the server sets after the instance is created, or to `.local` while there is none."""
+
+    def __init__(self, instance: Any, name: str, local: Any) -> None:
+        functools.update_wrapper(self, local)
+        self.local = local
+        self._instance, self._name = instance, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        proxy = getattr(self._instance, "__self_proxy__", None)
+        return (getattr(proxy, self._name) if proxy else self.local)(*args, **kwargs)
+
+
 def bind_apis_once(instance: Any) -> int:
-    """Store each API method's wrapper on the service `instance` (call it in the service's __init__): BentoML
-    then finds it there instead of rebuilding it per request. Returns how many were bound (0: left alone)."""
+    """Store each API method, bound, on the service `instance` (call it in the service's __init__): BentoML then
+    finds it there instead of rebuilding it per request. Returns how many were bound (0: left alone)."""
     source = _source(APIMethod.__get__)
     if hasattr(APIMethod, "__set__") or not all(line in source for line in _PER_ACCESS_WRAPPER):
         logger.warning("BentoML's APIMethod.__get__ is not the known 1.4.40 code: API methods are bound per request")
         return 0
-    if getattr(instance, "__self_proxy__", None) is not None:  # calls go through a proxy: BentoML's own path
-        return 0
     owner = type(instance)
     apis = {name: attr for name in dir(owner) if isinstance(attr := inspect.getattr_static(owner, name), APIMethod)}
     for name, method in apis.items():
-        instance.__dict__[name] = method.__get__(instance, owner)
+        instance.__dict__[name] = _BoundAPI(instance, name, method._local_call(instance))
     return len(apis)
 
 

@@ -81,9 +81,27 @@ def test_api_methods_bound_once_answer_as_bentoml_binds_them() -> None:
     assert service.double is not per_request  # BentoML's descriptor: a new wrapper on every access
 
     assert bentoml_patches.bind_apis_once(service) == 2
-    assert service.double is service.double and service.double.local is service.double
+    assert service.double is service.double and service.double.local is service.double.local
     # the Field default is filled in as BentoML's wrapper fills it (a bare call would pass the FieldInfo)
     assert service.scaled.local(5) == _Service.scaled.__get__(_Service(), _Service).local(5) == 15
+    assert service.double.local(4) == 8 and service.double(4) == 8
+
+
+class _Proxy:
+    """Stands for the RemoteProxy BentoML's server sets as `__self_proxy__` once the instance exists: its API
+    attributes are plain functions (BentoML sets `.local` on them)."""
+
+    def __getattr__(self, name: str):
+        def call(value: int) -> str:
+            return f"proxied {name} {value}"
+        return call
+
+
+def test_a_bound_method_called_on_the_instance_still_goes_through_bentomls_proxy() -> None:
+    service, reference = _Service(), _Service()
+    bentoml_patches.bind_apis_once(service)
+    service.__self_proxy__ = reference.__self_proxy__ = _Proxy()
+    assert service.double(4) == _Service.double.__get__(reference, _Service)(4) == "proxied double 4"
     assert service.double.local(4) == 8
 
 
