@@ -15,16 +15,18 @@ route there would also hide it from `bentoml_service_request_*` on /metrics (the
 them). `skip_access_log` leaves routes out of the access log only, by the same check: the class BentoML builds
 it from is replaced, if it still takes `skip_paths` and is imported where the middleware list is built.
 
-BentoML finds a request's handler with `getattr(service_instance, name)`, and its `APIMethod.__get__` builds a
-fresh wrapper each time, calling `inspect.signature` on the function: 6 % of a worker's CPU at 32 connections
-(bench/NOTES.md). The wrapper depends on nothing but the instance, so `bind_apis_once` stores it on the instance,
-where it shadows the descriptor (which has no `__set__`), if `__get__` is still the known code; a call made on
-the instance itself still goes through BentoML's proxy, as before.
+BentoML finds a request's handler with `getattr(service_instance, name).local`, and its `APIMethod.__get__`
+builds the in-process wrapper afresh each time (`_local_call`, which calls `inspect.signature`): 6 % of a
+worker's CPU at 32 connections (bench/NOTES.md). That wrapper depends only on the method and the instance, so
+`cache_local_calls` keeps the first one per (method, instance) in the instance's `__dict__`; `__get__` itself is
+unchanged (so is what it returns once the server has set the instance's proxy). Applied only if `__get__` and
+`_local_call` are byte for byte the known code.
 
 Every response passes `ServiceAppFactory._add_response_headers`, whose `@inject` binds its signature and looks
-up two configuration values per call: 7 % of a worker's CPU at 32 connections. `cache_response_headers` puts the
-same code in its place with the two values read once (they are fixed when the server starts), if the installed
-function's source is byte for byte the known one.
+up its configuration per call: 7 % of a worker's CPU at 32 connections. `cache_response_headers` puts the same
+code in its place with the logging format and the trace-id flag read at the first response (both are set when
+the server loads its configuration, before it answers), if the installed function's source is byte for byte the
+known one.
 """
 
 from __future__ import annotations
@@ -125,38 +127,33 @@ def skip_access_log(paths: Sequence[str]) -> bool:
     return True
 
 
-# The upstream lines that make a new local caller per attribute access and return it when there is no proxy.
-_PER_ACCESS_WRAPPER = ("local_caller = self._local_call(instance)", "func = local_caller", "func.local = local_caller")
+# sha256 of the source of APIMethod.__get__ and of APIMethod._local_call in BentoML 1.4.40, joined.
+_LOCAL_CALL_SHA256 = "0fd2b96bff2592c70d7274eebb22723bd0b5f9de042fc98a82e74a5506670ece"
+_LOCAL_CALLS = "_bentoml_local_calls"  # the instance attribute holding {id(api method): its wrapper}
+_upstream_local_call = APIMethod._local_call
 
 
-class _BoundAPI:
-    """What `APIMethod.__get__` returns, built once. BentoML's server calls `.local`, the in-process wrapper;
-    calling the object itself goes where BentoML's own would: through the instance's `__self_proxy__`, which
-    the server sets after the instance is created, or to `.local` while there is none."""
-
-    def __init__(self, instance: Any, name: str, local: Any) -> None:
-        functools.update_wrapper(self, local)
-        self.local = local
-        self._instance, self._name = instance, name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        proxy = getattr(self._instance, "__self_proxy__", None)
-        return (getattr(proxy, self._name) if proxy else self.local)(*args, **kwargs)
+def _cached_local_call(self: APIMethod, instance: Any) -> Any:
+    cache = getattr(instance, "__dict__", {}).setdefault(_LOCAL_CALLS, {})
+    caller = cache.get(id(self))  # API methods are class attributes: their ids stay theirs
+    if caller is None:
+        caller = cache[id(self)] = _upstream_local_call(self, instance)
+    return caller
 
 
-def bind_apis_once(instance: Any) -> int:
-    """Store each API method, bound, on the service `instance` (call it in the service's __init__): BentoML then
-    finds it there instead of rebuilding it per request. Returns how many were bound (0: left alone)."""
-    source = _source(APIMethod.__get__)
-    if hasattr(APIMethod, "__set__") or not all(line in source for line in _PER_ACCESS_WRAPPER):
-        logger.warning("BentoML's APIMethod.__get__ is not the known 1.4.40 code: API methods are bound per request")
-        return 0
-    owner = type(instance)
-    apis = {name: attr for name in dir(owner) if isinstance(attr := inspect.getattr_static(owner, name), APIMethod)}
-    for name, method in apis.items():
-        instance.__dict__[name] = _BoundAPI(instance, name, method._local_call(instance))
-    return len(apis)
+def _local_call_source() -> str:
+    return _source(APIMethod.__get__) + _source(_upstream_local_call)
 
+
+def cache_local_calls() -> bool:
+    """Install the cached `APIMethod._local_call` (idempotent). Returns whether it is installed."""
+    if APIMethod._local_call is _cached_local_call:
+        return True
+    if hashlib.sha256(_local_call_source().encode()).hexdigest() != _LOCAL_CALL_SHA256:
+        logger.warning("BentoML's APIMethod is not the known 1.4.40 code: its wrappers are built per request")
+        return False
+    APIMethod._local_call = _cached_local_call  # type: ignore[method-assign]
+    return True
 
 # sha256 of inspect.getsource(ServiceAppFactory._add_response_headers) in BentoML 1.4.40.
 _RESPONSE_HEADERS_SHA256 = "5c3537e5a178f15685e23b6cfd70f69dcf97553b5de53f1e887f9b7f6316e45f"

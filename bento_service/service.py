@@ -172,7 +172,6 @@ class PredictionService:
     iris_challenger = _challenger_reference("iris")
 
     def __init__(self) -> None:
-        bentoml_patches.bind_apis_once(self)
         # Runs on the worker's event loop thread, where small batches are predicted; the OpenMP of the
         # models is limited there once they are loaded (threadpoolctl only sees libraries already loaded).
         self._loop = asyncio.get_running_loop()
@@ -549,5 +548,6 @@ def _jsonable(task: str, served: ServedModel, value: Any) -> Any:
 
 PredictionService.add_asgi_middleware(RequestGuard)
 bentoml_patches.apply()  # BentoML's per-request timeout timers, see bento_service/bentoml_patches.py
-bentoml_patches.cache_response_headers()
+bentoml_patches.cache_response_headers()  # and two per-request costs of BentoML paid once
+bentoml_patches.cache_local_calls()
 http_limits.install()  # header size and connection timeouts in uvicorn, see bento_service/http_limits.py

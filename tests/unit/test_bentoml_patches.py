@@ -1,17 +1,22 @@
 """bento_service/bentoml_patches.py against the installed BentoML: each change is in effect, and does only what
-it says (the access log loses the given routes, every other route is still logged; a method bound once answers
-as BentoML's per-request wrapper does; the cached response headers are BentoML's own)."""
+it says (the access log loses the given routes, every other route is still logged; a cached API wrapper answers
+as BentoML's per-request one does; the cached response headers are BentoML's own)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import bentoml
 import pytest
 from _bentoml_impl.server.app import ServiceAppFactory
+from _bentoml_sdk.method import APIMethod
+from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.context import trace_context
 from bentoml._internal.server.http import access
+from bentoml._internal.utils import get_original_func
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import Field
 from starlette.responses import JSONResponse
 
@@ -64,7 +69,7 @@ def test_the_timeout_fix_is_installed() -> None:
 
 
 class _Service:
-    """Two API methods as BentoML sees them (APIMethod descriptors), one with a pydantic Field default."""
+    """API methods as BentoML sees them (APIMethod descriptors): one with a pydantic Field default, one async."""
 
     @bentoml.api(route="/double")
     def double(self, value: int) -> int:
@@ -74,17 +79,9 @@ class _Service:
     def scaled(self, value: int, factor: int = Field(default=3)) -> int:
         return value * factor
 
-
-def test_api_methods_bound_once_answer_as_bentoml_binds_them() -> None:
-    service = _Service()
-    per_request = service.double
-    assert service.double is not per_request  # BentoML's descriptor: a new wrapper on every access
-
-    assert bentoml_patches.bind_apis_once(service) == 2
-    assert service.double is service.double and service.double.local is service.double.local
-    # the Field default is filled in as BentoML's wrapper fills it (a bare call would pass the FieldInfo)
-    assert service.scaled.local(5) == _Service.scaled.__get__(_Service(), _Service).local(5) == 15
-    assert service.double.local(4) == 8 and service.double(4) == 8
+    @bentoml.api(route="/later")
+    async def later(self, value: int) -> int:
+        return value + 1
 
 
 class _Proxy:
@@ -97,22 +94,44 @@ class _Proxy:
         return call
 
 
-def test_a_bound_method_called_on_the_instance_still_goes_through_bentomls_proxy() -> None:
-    service, reference = _Service(), _Service()
-    bentoml_patches.bind_apis_once(service)
-    service.__self_proxy__ = reference.__self_proxy__ = _Proxy()
-    assert service.double(4) == _Service.double.__get__(reference, _Service)(4) == "proxied double 4"
-    assert service.double.local(4) == 8
+@pytest.fixture
+def restored_local_call():
+    original = APIMethod._local_call
+    yield original
+    APIMethod._local_call = original  # type: ignore[method-assign]
 
 
-def test_unknown_api_method_code_is_left_alone(monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(bentoml_patches, "_PER_ACCESS_WRAPPER", ("a line BentoML does not have",))
+def test_cached_local_calls_answer_as_bentomls_own(restored_local_call) -> None:
     service = _Service()
+    assert service.double.local is not service.double.local  # BentoML: a new wrapper on every access
+
+    assert bentoml_patches.cache_local_calls()
+    assert service.double.local is service.double.local
+    assert service.double.local is not _Service().double.local  # one per instance
+    assert service.double.local(4) == service.double(4) == 8
+    # the Field default is filled in as BentoML's wrapper fills it (a bare call would pass the FieldInfo)
+    assert service.scaled.local(5) == 15
+    assert inspect.iscoroutinefunction(get_original_func(service.later.local))
+    assert asyncio.run(service.later.local(1)) == 2
+    assert inspect.signature(service.scaled.local) == inspect.signature(restored_local_call(_Service.scaled,
+                                                                                            service))
+
+
+def test_once_the_server_sets_a_proxy_calls_still_go_through_it(restored_local_call) -> None:
+    assert bentoml_patches.cache_local_calls()
+    service = _Service()
+    service.__self_proxy__ = _Proxy()
+    assert service.double(4) == "proxied double 4"
+    assert service.double.local is service.double.local and service.double.local(4) == 8
+
+
+def test_unknown_api_method_code_is_left_alone(restored_local_call, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(bentoml_patches, "_LOCAL_CALL_SHA256", "0" * 64)
     with caplog.at_level(logging.WARNING, logger="bentoml.prediction_service"):
-        assert bentoml_patches.bind_apis_once(service) == 0
-    assert service.double is not service.double
-    assert "APIMethod.__get__ is not the known" in caplog.text
+        assert not bentoml_patches.cache_local_calls()
+    assert APIMethod._local_call is restored_local_call
+    assert "APIMethod is not the known" in caplog.text
 
 
 class _Factory:
@@ -128,21 +147,36 @@ def restored_response_headers():
     bentoml_patches._header_settings.cache_clear()
 
 
+@pytest.fixture
+def trace_id_setting():
+    setting = BentoMLContainer.http.response.trace_id
+    before = setting.get()
+    yield setting
+    setting.set(before)
+    bentoml_patches._header_settings.cache_clear()
+
+
+@pytest.mark.parametrize("send_trace_id", [False, True])
 @pytest.mark.parametrize("request_id", [None, 0x1234ABCD])
-def test_cached_response_headers_are_bentomls(restored_response_headers, request_id: int | None) -> None:
+def test_cached_response_headers_are_bentomls(restored_response_headers, trace_id_setting, request_id: int | None,
+                                              send_trace_id: bool) -> None:
     original = restored_response_headers
+    trace_id_setting.set(send_trace_id)
+    bentoml_patches._header_settings.cache_clear()
     assert bentoml_patches.cache_response_headers()
     assert ServiceAppFactory._add_response_headers is bentoml_patches._add_response_headers
     trace_context.request_id = request_id
     try:
-        expected, patched = JSONResponse({}), JSONResponse({})
-        original(_Factory(), expected)
-        ServiceAppFactory._add_response_headers(_Factory(), patched)
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            expected, patched = JSONResponse({}), JSONResponse({})
+            original(_Factory(), expected)
+            ServiceAppFactory._add_response_headers(_Factory(), patched)
     finally:
         trace_context.request_id = None
     assert patched.headers.items() == expected.headers.items()
     assert patched.headers["server"] == "BentoML Service/prediction_service"
     assert ("x-bentoml-request-id" in patched.headers) == (request_id is not None)
+    assert ("x-bentoml-trace-id" in patched.headers) == send_trace_id
 
 
 def test_unknown_response_header_code_is_left_alone(restored_response_headers,
