@@ -145,15 +145,23 @@ def _local_call_source() -> str:
     return _source(APIMethod.__get__) + _source(_upstream_local_call)
 
 
-def cache_local_calls() -> bool:
-    """Install the cached `APIMethod._local_call` (idempotent). Returns whether it is installed."""
-    if APIMethod._local_call is _cached_local_call:
+def _replace_if_known(owner: type, name: str, replacement: Any, source: str, sha256: str, unknown: str) -> bool:
+    """Set `owner.name` to `replacement` if `source` (the upstream code it stands in for) has the known sha256;
+    otherwise log `unknown` and leave BentoML alone. Idempotent; returns whether the replacement is in place."""
+    if getattr(owner, name) is replacement:
         return True
-    if hashlib.sha256(_local_call_source().encode()).hexdigest() != _LOCAL_CALL_SHA256:
-        logger.warning("BentoML's APIMethod is not the known 1.4.40 code: its wrappers are built per request")
+    if hashlib.sha256(source.encode()).hexdigest() != sha256:
+        logger.warning("BentoML's %s is not the known 1.4.40 code: %s", f"{owner.__name__}.{name}", unknown)
         return False
-    APIMethod._local_call = _cached_local_call  # type: ignore[method-assign]
+    setattr(owner, name, replacement)
     return True
+
+
+def cache_local_calls() -> bool:
+    """Install the cached `APIMethod._local_call`. Returns whether it is installed."""
+    return _replace_if_known(APIMethod, "_local_call", _cached_local_call, _local_call_source(), _LOCAL_CALL_SHA256,
+                             "its wrappers are built per request")
+
 
 # sha256 of inspect.getsource(ServiceAppFactory._add_response_headers) in BentoML 1.4.40.
 _RESPONSE_HEADERS_SHA256 = "5c3537e5a178f15685e23b6cfd70f69dcf97553b5de53f1e887f9b7f6316e45f"
@@ -175,12 +183,7 @@ def _add_response_headers(self: ServiceAppFactory, resp: Response) -> None:
 
 
 def cache_response_headers() -> bool:
-    """Install the `_add_response_headers` above (idempotent). Returns whether it is installed."""
-    current = ServiceAppFactory._add_response_headers
-    if current is _add_response_headers:
-        return True
-    if hashlib.sha256(_source(current).encode()).hexdigest() != _RESPONSE_HEADERS_SHA256:
-        logger.warning("BentoML's _add_response_headers is not the known 1.4.40 code: its per-call lookups stay")
-        return False
-    ServiceAppFactory._add_response_headers = _add_response_headers  # type: ignore[method-assign]
-    return True
+    """Install the `_add_response_headers` above. Returns whether it is installed."""
+    return _replace_if_known(ServiceAppFactory, "_add_response_headers", _add_response_headers,
+                             _source(ServiceAppFactory._add_response_headers), _RESPONSE_HEADERS_SHA256,
+                             "its per-call lookups stay")

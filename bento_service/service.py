@@ -548,6 +548,6 @@ def _jsonable(task: str, served: ServedModel, value: Any) -> Any:
 
 PredictionService.add_asgi_middleware(RequestGuard)
 bentoml_patches.apply()  # BentoML's per-request timeout timers, see bento_service/bentoml_patches.py
-bentoml_patches.cache_response_headers()  # and two per-request costs of BentoML paid once
+bentoml_patches.cache_response_headers()  # two per-request costs of BentoML, paid once per worker instead
 bentoml_patches.cache_local_calls()
 http_limits.install()  # header size and connection timeouts in uvicorn, see bento_service/http_limits.py

@@ -131,7 +131,7 @@ def test_unknown_api_method_code_is_left_alone(restored_local_call, monkeypatch:
     with caplog.at_level(logging.WARNING, logger="bentoml.prediction_service"):
         assert not bentoml_patches.cache_local_calls()
     assert APIMethod._local_call is restored_local_call
-    assert "APIMethod is not the known" in caplog.text
+    assert "APIMethod._local_call is not the known" in caplog.text
 
 
 class _Factory:
