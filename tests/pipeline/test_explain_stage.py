@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -21,7 +23,8 @@ import pytest
 from domain.explain import ExactShapley, encode, frame_model
 from domain.schema import HOUSING, IRIS
 from stages.explain import shap_values
-from tests.support.dvc_repo import PipelineRepo
+from tests.support import PROJECT_ROOT
+from tests.support.dvc_repo import PipelineRepo, venv_env
 
 
 def _relative_gap(model, background: np.ndarray, rows: np.ndarray) -> float:
@@ -78,3 +81,25 @@ def test_the_background_travels_with_the_bento_model(built_repo: PipelineRepo) -
     tag = built_repo.json("models/bento_models.json")["housing"]["champion"]
     model = bentoml.models.get(tag)
     assert model.custom_objects["explain_background"] == built_repo.json("models/housing/explain_background.json")
+
+
+KERNEL_STATS = """
+import json, numpy as np
+from stages.explain import shap_values
+import shap.explainers._exact as exact, shap.maskers._tabular as tabular
+rng = np.random.default_rng(0)
+shap_values(lambda X: X @ np.arange(1.0, 5.0), rng.normal(size=(3, 4)), rng.normal(size=(2, 4)))
+print(json.dumps({k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
+                  for k in (exact._compute_grey_code_row_values, tabular._delta_masking)}))
+"""
+
+
+def test_a_second_stage_process_loads_shaps_kernels_instead_of_compiling_them(tmp_path: Path) -> None:
+    """stages.explain turns on numba's disk cache for shap's kernels: the first process compiles and stores
+    them (misses), the next one loads them (hits, no miss). NUMBA_CACHE_DIR keeps the venv's cache out."""
+    env = venv_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", KERNEL_STATS], cwd=PROJECT_ROOT, env=env, check=True,
+                                      capture_output=True, text=True, timeout=300).stdout.splitlines()[-1])
+            for _ in range(2)]
+    assert all(hits == 0 and misses == 1 for hits, misses in runs[0].values()), runs
+    assert all(hits == 1 and misses == 0 for hits, misses in runs[1].values()), runs
