@@ -7,26 +7,24 @@ every request and never cancels it, so each request's objects stay alive for the
 The replacement below is the same code plus `timer.cancel()` when the request ends, so the
 504-on-timeout behaviour is unchanged.
 
-It is applied only if the installed middleware is still the known one; otherwise (an upgraded
-BentoML) it leaves BentoML alone and says so in the log.
-
 BentoML's access log has one `skip_paths` setting for itself and its request metrics together, so skipping a
 route there would also hide it from `bentoml_service_request_*` on /metrics (the alerts and the dashboard read
 them). `skip_access_log` leaves routes out of the access log only, by the same check: the class BentoML builds
-it from is replaced, if it still takes `skip_paths` and is imported where the middleware list is built.
+it from is replaced by a subclass that adds the routes to `skip_paths`.
 
 BentoML finds a request's handler with `getattr(service_instance, name).local`, and its `APIMethod.__get__`
 builds the in-process wrapper afresh each time (`_local_call`, which calls `inspect.signature`): 6 % of a
 worker's CPU at 32 connections (bench/NOTES.md). That wrapper depends only on the method and the instance, so
 `cache_local_calls` keeps the first one per (method, instance) in the instance's `__dict__`; `__get__` itself is
-unchanged (so is what it returns once the server has set the instance's proxy). Applied only if `__get__` and
-`_local_call` are byte for byte the known code.
+unchanged (so is what it returns once the server has set the instance's proxy).
 
 Every response passes `ServiceAppFactory._add_response_headers`, whose `@inject` binds its signature and looks
 up its configuration per call: 7 % of a worker's CPU at 32 connections. `cache_response_headers` puts the same
 code in its place with the logging format and the trace-id flag read at the first response (both are set when
-the server loads its configuration, before it answers), if the installed function's source is byte for byte the
-known one.
+the server loads its configuration, before it answers).
+
+Each change is applied only if the upstream code it relies on is byte for byte the known 1.4.40 source (its
+sha256, `_replace_if_known`); otherwise (an upgraded BentoML) BentoML is left alone and the log says which.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ import functools
 import hashlib
 import inspect
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,8 +46,6 @@ from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from starlette.responses import JSONResponse, Response
 
 logger = logging.getLogger("bentoml.prediction_service")
-# The upstream line that schedules the timer and drops its handle (so nothing can cancel it).
-_UPSTREAM_BUG = re.compile(r"^\s*loop\.call_later\(self\.timeout, self\._set_timer_out, waiter\)\s*$", re.MULTILINE)
 
 
 async def _timeout_call(self: TimeoutMiddleware, scope: dict, receive: Any, send: Any) -> None:
@@ -80,6 +75,18 @@ async def _timeout_call(self: TimeoutMiddleware, scope: dict, receive: Any, send
     return None
 
 
+def _replace_if_known(owner: Any, name: str, replacement: Any, source: str, sha256: str, unknown: str) -> bool:
+    """Set `owner.name` to `replacement` if `source` (the upstream code it stands in for) has the known sha256;
+    otherwise log `unknown` and leave BentoML alone. Idempotent; returns whether the replacement is in place."""
+    if getattr(owner, name) is replacement:
+        return True
+    if hashlib.sha256(source.encode()).hexdigest() != sha256:
+        logger.warning("BentoML's %s.%s is not the known 1.4.40 code: %s", owner.__name__, name, unknown)
+        return False
+    setattr(owner, name, replacement)
+    return True
+
+
 def _source(function: Any) -> str:
     """The source of an installed BentoML function, or "" if Python cannot find it (then nothing is patched)."""
     try:
@@ -88,19 +95,20 @@ def _source(function: Any) -> str:
         return ""
 
 
+# sha256 of inspect.getsource(TimeoutMiddleware.__call__) in BentoML 1.4.40.
+_TIMEOUT_SHA256 = "fd8b9e3da28ed2b44cfd508d641617e049fcd4986138197ce7bb227332505896"
+_upstream_timeout_call = TimeoutMiddleware.__call__
+
+
 def apply() -> bool:
     """Install the fixed TimeoutMiddleware.__call__ (idempotent). Returns whether it is installed."""
-    current = TimeoutMiddleware.__call__
-    if current is _timeout_call:
-        return True
-    if not _UPSTREAM_BUG.search(_source(current)):
-        logger.warning("BentoML's TimeoutMiddleware is not the known 1.4.40 code; timer fix not applied")
-        return False
-    TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
-    return True
+    return _replace_if_known(TimeoutMiddleware, "__call__", _timeout_call, _source(_upstream_timeout_call),
+                             _TIMEOUT_SHA256, "the timer fix is not applied")
 
 
-_ACCESS_LOG_IMPORT = "from bentoml._internal.server.http.access import AccessLogMiddleware"
+# sha256 of the source of access.AccessLogMiddleware and of the app's middleware builder in BentoML 1.4.40, joined.
+_ACCESS_LOG_SHA256 = "f2b4027ce60624d2808cb23616d19a659f8af632b9602b931e9c30f718cd1f82"
+_upstream_access_log = access.AccessLogMiddleware
 
 
 class _AccessLogSkipping(access.AccessLogMiddleware):
@@ -112,19 +120,20 @@ class _AccessLogSkipping(access.AccessLogMiddleware):
         super().__init__(app, *args, skip_paths=[*skip_paths, *self.extra_skip_paths], **kwargs)
 
 
+def _access_log_source() -> str:
+    """The code `skip_access_log` relies on: the access-log class (its `skip_paths` check) and the middleware
+    builder that imports it from its module at build time (so replacing the module's attribute takes effect)."""
+    return _source(_upstream_access_log) + _source(getattr(ServiceAppFactory.middlewares, "fget", None))
+
+
 def skip_access_log(paths: Sequence[str]) -> bool:
     """Leave requests whose path starts with one of `paths` out of BentoML's access log (not out of its metrics).
     Returns whether it is in effect; call it before the server builds its app (at import of the service)."""
-    original = access.AccessLogMiddleware
-    builder = getattr(getattr(ServiceAppFactory, "middlewares", None), "fget", None)
-    known = original is _AccessLogSkipping or (
-        "skip_paths" in inspect.signature(original.__init__).parameters and _ACCESS_LOG_IMPORT in _source(builder))
-    if not known:
-        logger.warning("BentoML's access log is not the known 1.4.40 code: prediction routes stay in it")
-        return False
-    _AccessLogSkipping.extra_skip_paths = tuple(paths)
-    access.AccessLogMiddleware = _AccessLogSkipping  # type: ignore[misc]
-    return True
+    installed = _replace_if_known(access, "AccessLogMiddleware", _AccessLogSkipping, _access_log_source(),
+                                  _ACCESS_LOG_SHA256, "prediction routes stay in it")
+    if installed:
+        _AccessLogSkipping.extra_skip_paths = tuple(paths)
+    return installed
 
 
 # sha256 of the source of APIMethod.__get__ and of APIMethod._local_call in BentoML 1.4.40, joined.
@@ -145,18 +154,6 @@ def _local_call_source() -> str:
     return _source(APIMethod.__get__) + _source(_upstream_local_call)
 
 
-def _replace_if_known(owner: type, name: str, replacement: Any, source: str, sha256: str, unknown: str) -> bool:
-    """Set `owner.name` to `replacement` if `source` (the upstream code it stands in for) has the known sha256;
-    otherwise log `unknown` and leave BentoML alone. Idempotent; returns whether the replacement is in place."""
-    if getattr(owner, name) is replacement:
-        return True
-    if hashlib.sha256(source.encode()).hexdigest() != sha256:
-        logger.warning("BentoML's %s is not the known 1.4.40 code: %s", f"{owner.__name__}.{name}", unknown)
-        return False
-    setattr(owner, name, replacement)
-    return True
-
-
 def cache_local_calls() -> bool:
     """Install the cached `APIMethod._local_call`. Returns whether it is installed."""
     return _replace_if_known(APIMethod, "_local_call", _cached_local_call, _local_call_source(), _LOCAL_CALL_SHA256,
@@ -165,6 +162,7 @@ def cache_local_calls() -> bool:
 
 # sha256 of inspect.getsource(ServiceAppFactory._add_response_headers) in BentoML 1.4.40.
 _RESPONSE_HEADERS_SHA256 = "5c3537e5a178f15685e23b6cfd70f69dcf97553b5de53f1e887f9b7f6316e45f"
+_upstream_response_headers = ServiceAppFactory._add_response_headers
 
 
 @functools.cache
@@ -185,5 +183,5 @@ def _add_response_headers(self: ServiceAppFactory, resp: Response) -> None:
 def cache_response_headers() -> bool:
     """Install the `_add_response_headers` above. Returns whether it is installed."""
     return _replace_if_known(ServiceAppFactory, "_add_response_headers", _add_response_headers,
-                             _source(ServiceAppFactory._add_response_headers), _RESPONSE_HEADERS_SHA256,
+                             _source(_upstream_response_headers), _RESPONSE_HEADERS_SHA256,
                              "its per-call lookups stay")

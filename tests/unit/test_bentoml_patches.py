@@ -15,6 +15,7 @@ from _bentoml_sdk.method import APIMethod
 from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.context import trace_context
 from bentoml._internal.server.http import access
+from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from bentoml._internal.utils import get_original_func
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import Field
@@ -41,10 +42,10 @@ def _request(middleware, path: str) -> None:
 
 
 @pytest.fixture
-def restored_access_log():
-    original, paths = access.AccessLogMiddleware, bentoml_patches._AccessLogSkipping.extra_skip_paths
-    yield
-    access.AccessLogMiddleware, bentoml_patches._AccessLogSkipping.extra_skip_paths = original, paths
+def restored_access_log(monkeypatch: pytest.MonkeyPatch):
+    """BentoML's own access-log class for the test (the service's import may have replaced it), then back."""
+    monkeypatch.setattr(access, "AccessLogMiddleware", bentoml_patches._upstream_access_log)
+    monkeypatch.setattr(bentoml_patches._AccessLogSkipping, "extra_skip_paths", ())
 
 
 def test_skipped_routes_leave_the_access_log_and_the_others_stay(restored_access_log,
@@ -62,8 +63,6 @@ def test_skipped_routes_leave_the_access_log_and_the_others_stay(restored_access
 
 
 def test_the_timeout_fix_is_installed() -> None:
-    from bentoml._internal.server.http.traffic import TimeoutMiddleware
-
     assert bentoml_patches.apply()
     assert TimeoutMiddleware.__call__ is bentoml_patches._timeout_call
 
@@ -95,10 +94,10 @@ class _Proxy:
 
 
 @pytest.fixture
-def restored_local_call():
-    original = APIMethod._local_call
-    yield original
-    APIMethod._local_call = original  # type: ignore[method-assign]
+def restored_local_call(monkeypatch: pytest.MonkeyPatch):
+    """BentoML's own `_local_call` for the test (the service's import may have replaced it), then back."""
+    monkeypatch.setattr(APIMethod, "_local_call", bentoml_patches._upstream_local_call)
+    return bentoml_patches._upstream_local_call
 
 
 def test_cached_local_calls_answer_as_bentomls_own(restored_local_call) -> None:
@@ -125,25 +124,16 @@ def test_once_the_server_sets_a_proxy_calls_still_go_through_it(restored_local_c
     assert service.double.local is service.double.local and service.double.local(4) == 8
 
 
-def test_unknown_api_method_code_is_left_alone(restored_local_call, monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(bentoml_patches, "_LOCAL_CALL_SHA256", "0" * 64)
-    with caplog.at_level(logging.WARNING, logger="bentoml.prediction_service"):
-        assert not bentoml_patches.cache_local_calls()
-    assert APIMethod._local_call is restored_local_call
-    assert "APIMethod._local_call is not the known" in caplog.text
-
-
 class _Factory:
     class service:  # noqa: N801 - stands for the Service object, of which the method reads only `name`
         name = "prediction_service"
 
 
 @pytest.fixture
-def restored_response_headers():
-    original = ServiceAppFactory._add_response_headers
-    yield original
-    ServiceAppFactory._add_response_headers = original  # type: ignore[method-assign]
+def restored_response_headers(monkeypatch: pytest.MonkeyPatch):
+    """BentoML's own `_add_response_headers` for the test, then back."""
+    monkeypatch.setattr(ServiceAppFactory, "_add_response_headers", bentoml_patches._upstream_response_headers)
+    yield bentoml_patches._upstream_response_headers
     bentoml_patches._header_settings.cache_clear()
 
 
@@ -179,8 +169,22 @@ def test_cached_response_headers_are_bentomls(restored_response_headers, trace_i
     assert ("x-bentoml-trace-id" in patched.headers) == send_trace_id
 
 
-def test_unknown_response_header_code_is_left_alone(restored_response_headers,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bentoml_patches, "_RESPONSE_HEADERS_SHA256", "0" * 64)
-    assert not bentoml_patches.cache_response_headers()
-    assert ServiceAppFactory._add_response_headers is restored_response_headers
+@pytest.mark.parametrize(("owner", "name", "upstream", "install", "known_sha256", "args"), [
+    (TimeoutMiddleware, "__call__", "_upstream_timeout_call", "apply", "_TIMEOUT_SHA256", ()),
+    (access, "AccessLogMiddleware", "_upstream_access_log", "skip_access_log", "_ACCESS_LOG_SHA256",
+     (["/housing/predict"],)),
+    (APIMethod, "_local_call", "_upstream_local_call", "cache_local_calls", "_LOCAL_CALL_SHA256", ()),
+    (ServiceAppFactory, "_add_response_headers", "_upstream_response_headers", "cache_response_headers",
+     "_RESPONSE_HEADERS_SHA256", ()),
+], ids=["timeout", "access log", "local calls", "response headers"])
+def test_unknown_upstream_code_is_left_alone(owner, name: str, upstream: str, install: str, known_sha256: str,
+                                             args: tuple, monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """An upgraded BentoML (here: a known hash that no longer matches) keeps its own code, and the log says so."""
+    shipped = getattr(bentoml_patches, upstream)
+    monkeypatch.setattr(owner, name, shipped)  # as BentoML ships it (the service's import may have replaced it)
+    monkeypatch.setattr(bentoml_patches, known_sha256, "0" * 64)
+    with caplog.at_level(logging.WARNING, logger="bentoml.prediction_service"):
+        assert not getattr(bentoml_patches, install)(*args)
+    assert getattr(owner, name) is shipped
+    assert f"{owner.__name__}.{name} is not the known 1.4.40 code" in caplog.text
