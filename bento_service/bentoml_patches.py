@@ -24,7 +24,8 @@ code in its place with the logging format and the trace-id flag read at the firs
 the server loads its configuration, before it answers).
 
 Each change is applied only if the upstream code it relies on is byte for byte the known 1.4.40 source (its
-sha256, `_replace_if_known`); otherwise (an upgraded BentoML) BentoML is left alone and the log says which.
+sha256, `_replace_if_known`) and nothing else has replaced it since this module was imported; otherwise (an
+upgraded BentoML, another patch) the attribute is left alone and the log says which.
 """
 
 from __future__ import annotations
@@ -75,11 +76,17 @@ async def _timeout_call(self: TimeoutMiddleware, scope: dict, receive: Any, send
     return None
 
 
-def _replace_if_known(owner: Any, name: str, replacement: Any, source: str, sha256: str, unknown: str) -> bool:
-    """Set `owner.name` to `replacement` if `source` (the upstream code it stands in for) has the known sha256;
-    otherwise log `unknown` and leave BentoML alone. Idempotent; returns whether the replacement is in place."""
-    if getattr(owner, name) is replacement:
+def _replace_if_known(owner: Any, name: str, replacement: Any, upstream: Any, source: str, sha256: str,
+                      unknown: str) -> bool:
+    """Set `owner.name` to `replacement` if it still holds `upstream` (what it held when this module was imported)
+    and `source` (the upstream code the replacement relies on) has the known sha256; otherwise log `unknown` and
+    leave it alone, BentoML's code or another patch. Idempotent; returns whether the replacement is in place."""
+    current = getattr(owner, name)
+    if current is replacement:
         return True
+    if current is not upstream:
+        logger.warning("BentoML's %s.%s was replaced by other code: %s", owner.__name__, name, unknown)
+        return False
     if hashlib.sha256(source.encode()).hexdigest() != sha256:
         logger.warning("BentoML's %s.%s is not the known 1.4.40 code: %s", owner.__name__, name, unknown)
         return False
@@ -102,8 +109,8 @@ _upstream_timeout_call = TimeoutMiddleware.__call__
 
 def apply() -> bool:
     """Install the fixed TimeoutMiddleware.__call__ (idempotent). Returns whether it is installed."""
-    return _replace_if_known(TimeoutMiddleware, "__call__", _timeout_call, _source(_upstream_timeout_call),
-                             _TIMEOUT_SHA256, "the timer fix is not applied")
+    return _replace_if_known(TimeoutMiddleware, "__call__", _timeout_call, _upstream_timeout_call,
+                             _source(_upstream_timeout_call), _TIMEOUT_SHA256, "the timer fix is not applied")
 
 
 # sha256 of the source of access.AccessLogMiddleware and of the app's middleware builder in BentoML 1.4.40, joined.
@@ -129,8 +136,8 @@ def _access_log_source() -> str:
 def skip_access_log(paths: Sequence[str]) -> bool:
     """Leave requests whose path starts with one of `paths` out of BentoML's access log (not out of its metrics).
     Returns whether it is in effect; call it before the server builds its app (at import of the service)."""
-    installed = _replace_if_known(access, "AccessLogMiddleware", _AccessLogSkipping, _access_log_source(),
-                                  _ACCESS_LOG_SHA256, "prediction routes stay in it")
+    installed = _replace_if_known(access, "AccessLogMiddleware", _AccessLogSkipping, _upstream_access_log,
+                                  _access_log_source(), _ACCESS_LOG_SHA256, "prediction routes stay in it")
     if installed:
         _AccessLogSkipping.extra_skip_paths = tuple(paths)
     return installed
@@ -156,8 +163,8 @@ def _local_call_source() -> str:
 
 def cache_local_calls() -> bool:
     """Install the cached `APIMethod._local_call`. Returns whether it is installed."""
-    return _replace_if_known(APIMethod, "_local_call", _cached_local_call, _local_call_source(), _LOCAL_CALL_SHA256,
-                             "its wrappers are built per request")
+    return _replace_if_known(APIMethod, "_local_call", _cached_local_call, _upstream_local_call, _local_call_source(),
+                             _LOCAL_CALL_SHA256, "its wrappers are built per request")
 
 
 # sha256 of inspect.getsource(ServiceAppFactory._add_response_headers) in BentoML 1.4.40.
@@ -183,5 +190,5 @@ def _add_response_headers(self: ServiceAppFactory, resp: Response) -> None:
 def cache_response_headers() -> bool:
     """Install the `_add_response_headers` above. Returns whether it is installed."""
     return _replace_if_known(ServiceAppFactory, "_add_response_headers", _add_response_headers,
-                             _source(_upstream_response_headers), _RESPONSE_HEADERS_SHA256,
+                             _upstream_response_headers, _source(_upstream_response_headers), _RESPONSE_HEADERS_SHA256,
                              "its per-call lookups stay")

@@ -169,14 +169,18 @@ def test_cached_response_headers_are_bentomls(restored_response_headers, trace_i
     assert ("x-bentoml-trace-id" in patched.headers) == send_trace_id
 
 
-@pytest.mark.parametrize(("owner", "name", "upstream", "install", "known_sha256", "args"), [
+PATCHES = [  # (owner, attribute, the module's copy of BentoML's own, install function, its known hash, arguments)
     (TimeoutMiddleware, "__call__", "_upstream_timeout_call", "apply", "_TIMEOUT_SHA256", ()),
     (access, "AccessLogMiddleware", "_upstream_access_log", "skip_access_log", "_ACCESS_LOG_SHA256",
      (["/housing/predict"],)),
     (APIMethod, "_local_call", "_upstream_local_call", "cache_local_calls", "_LOCAL_CALL_SHA256", ()),
     (ServiceAppFactory, "_add_response_headers", "_upstream_response_headers", "cache_response_headers",
      "_RESPONSE_HEADERS_SHA256", ()),
-], ids=["timeout", "access log", "local calls", "response headers"])
+]
+PATCH_IDS = ["timeout", "access log", "local calls", "response headers"]
+
+
+@pytest.mark.parametrize(("owner", "name", "upstream", "install", "known_sha256", "args"), PATCHES, ids=PATCH_IDS)
 def test_unknown_upstream_code_is_left_alone(owner, name: str, upstream: str, install: str, known_sha256: str,
                                              args: tuple, monkeypatch: pytest.MonkeyPatch,
                                              caplog: pytest.LogCaptureFixture) -> None:
@@ -188,3 +192,17 @@ def test_unknown_upstream_code_is_left_alone(owner, name: str, upstream: str, in
         assert not getattr(bentoml_patches, install)(*args)
     assert getattr(owner, name) is shipped
     assert f"{owner.__name__}.{name} is not the known 1.4.40 code" in caplog.text
+
+
+@pytest.mark.parametrize(("owner", "name", "upstream", "install", "known_sha256", "args"), PATCHES, ids=PATCH_IDS)
+def test_another_patch_in_place_is_left_alone(owner, name: str, upstream: str, install: str, known_sha256: str,
+                                              args: tuple, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Code someone else put there after this module was imported is not overwritten, though BentoML's own
+    source still has the known hash."""
+    foreign = type("Foreign", (), {}) if isinstance(getattr(bentoml_patches, upstream), type) else (lambda *a: None)
+    monkeypatch.setattr(owner, name, foreign)
+    with caplog.at_level(logging.WARNING, logger="bentoml.prediction_service"):
+        assert not getattr(bentoml_patches, install)(*args)
+    assert getattr(owner, name) is foreign
+    assert f"{owner.__name__}.{name} was replaced by other code" in caplog.text
