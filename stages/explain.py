@@ -90,35 +90,15 @@ def served_model(task: str, pipeline: Any) -> tuple[Model, str]:
     return frame_model(schema, predict), "scikit-learn"
 
 
-def cache_shap_kernels() -> int:
-    """Turn on numba's on-disk cache for shap's compiled kernels; returns how many it turned on.
-
-    Why: shap's `@njit` kernels have no `cache=True`, so every stage process compiled them again: about 5 s of
-    each explain run. numba keeps the cache beside shap's own `__pycache__` (or in NUMBA_CACHE_DIR), keyed by
-    the kernel's source and the CPU, so a kernel compiled once is loaded, not rebuilt. The kernel that takes
-    the link function as an argument still compiles in every process: numba cannot cache a function whose
-    argument types name a live dispatcher. Loaded or compiled, the machine code is the same."""
-    from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
-
-    turned_on = 0
-    for name, module in list(sys.modules.items()):
-        if name != "shap" and not name.startswith("shap."):
-            continue
-        for value in list(vars(module).values()):
-            if isinstance(value, Dispatcher) and isinstance(value._cache, NullCache):
-                value.enable_caching()
-                turned_on += 1
-    return turned_on
-
-
 def shap_values(model: Model, background: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """shap's exact Shapley values of `rows` (rows, fields[, classes]) against `background`."""
     import shap
 
-    cache_shap_kernels()
+    from stages.shap_kernels import cached_kernels
+
     masker = shap.maskers.Independent(background, max_samples=len(background))
-    return np.asarray(shap.explainers.Exact(model, masker)(rows, silent=True).values)
+    with cached_kernels():
+        return np.asarray(shap.explainers.Exact(model, masker)(rows, silent=True).values)
 
 
 def check_against_shap(task: str, model: Model, background: np.ndarray, rows: np.ndarray,

@@ -9,8 +9,10 @@ rows (HOUSING_CSV). The stage's outputs: the packaged background, the importance
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,20 +88,44 @@ def test_the_background_travels_with_the_bento_model(built_repo: PipelineRepo) -
 KERNEL_STATS = """
 import json, numpy as np
 from stages.explain import shap_values
-import shap.explainers._exact as exact, shap.maskers._tabular as tabular
+from stages.shap_kernels import KERNELS
+import importlib
 rng = np.random.default_rng(0)
-shap_values(lambda X: X @ np.arange(1.0, 5.0), rng.normal(size=(3, 4)), rng.normal(size=(2, 4)))
-print(json.dumps({k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
-                  for k in (exact._compute_grey_code_row_values, tabular._delta_masking)}))
+values = shap_values(lambda X: X @ np.arange(1.0, 5.0), rng.normal(size=(3, 4)), rng.normal(size=(2, 4)))
+kernels = [getattr(importlib.import_module(module), name) for module, name in KERNELS]
+print(json.dumps({"values": values.tolist(), "counts": {
+    k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())] for k in kernels}}))
 """
 
 
 def test_a_second_stage_process_loads_shaps_kernels_instead_of_compiling_them(tmp_path: Path) -> None:
-    """stages.explain turns on numba's disk cache for shap's kernels: the first process compiles and stores
-    them (misses), the next one loads them (hits, no miss). NUMBA_CACHE_DIR keeps the venv's cache out."""
-    env = venv_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    runs = [json.loads(subprocess.run([sys.executable, "-c", KERNEL_STATS], cwd=PROJECT_ROOT, env=env, check=True,
-                                      capture_output=True, text=True, timeout=300).stdout.splitlines()[-1])
-            for _ in range(2)]
-    assert all(hits == 0 and misses == 1 for hits, misses in runs[0].values()), runs
-    assert all(hits == 1 and misses == 0 for hits, misses in runs[1].values()), runs
+    """stages.explain turns on numba's disk cache for shap's cacheable kernels: the first process compiles and
+    stores them, the next one loads every one of them (no miss), writes nothing new to the cache and gets the
+    same values. NUMBA_CACHE_DIR keeps the venv's cache out."""
+    cache = tmp_path / "numba"
+    env = venv_env(NUMBA_CACHE_DIR=str(cache))
+    runs, files = [], []
+    for _ in range(2):
+        run = subprocess.run([sys.executable, "-c", KERNEL_STATS], cwd=PROJECT_ROOT, env=env, check=True,
+                             capture_output=True, text=True, timeout=300)
+        runs.append(json.loads(run.stdout.splitlines()[-1]))
+        files.append(sorted(p.relative_to(cache) for p in cache.rglob("*") if p.is_file()))
+    first, second = runs
+    assert all(misses >= 1 for _, misses in first["counts"].values()), first
+    assert all(hits >= 1 and misses == 0 for hits, misses in second["counts"].values()), second
+    assert files[1] == files[0] and any(p.suffix == ".nbc" for p in files[0])  # loaded, not saved again
+    assert second["values"] == first["values"]
+
+
+def test_the_kernel_cache_is_locked_while_shap_runs() -> None:
+    """numba writes its cache index without a lock: a second explain process waits for the first one's block."""
+    from stages.shap_kernels import LOCK_NAME, cached_kernels, enable_caching
+
+    directory = enable_caching()[0]
+    other = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT)  # another open file: flock's unit of ownership
+    try:
+        with cached_kernels(), pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the block ends
+    finally:
+        os.close(other)
