@@ -79,7 +79,7 @@ prune: install
 
 ## test: the whole test suite, every tier (tests/unit, tests/pipeline, tests/service, tests/container);
 ## the team-mode tests need the team plugins and drivers too. TEST_WORKERS pytest-xdist processes, each
-## taking a whole test file at a time (its module fixtures built once); 2 fits a 2-core machine (36 min
+## taking a whole test file at a time (its module fixtures built once); 2 fits a 2-core machine (36-40 min
 ## instead of 56 for the serial run, measured 2026-12-03); TEST_WORKERS=0 runs in this process, serially
 TEST_WORKERS ?= 2
 test: install install-team
