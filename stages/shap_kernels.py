@@ -1,15 +1,15 @@
 """numba's disk cache for shap's compiled kernels, so each explain process loads them instead of compiling them.
 
-shap's `@njit` kernels have no `cache=True`: every stage process compiled them again, about 5 s of each explain
-run. `cached_kernels()` turns numba's cache on for the kernels in `KERNELS` (numba keeps it beside shap's own
-`__pycache__`, or in NUMBA_CACHE_DIR, keyed by the kernel's source, the argument types and the CPU; loaded or
-compiled, the machine code is the same) and holds an exclusive lock on that directory while shap runs:
+shap's `@njit` kernels have no `cache=True`: every stage process compiled them again, 5-7 s of each explain run
+(bench/NOTES.md). `cached_kernels()` turns numba's cache on for the kernels in `KERNELS` (numba keeps it beside
+shap's own `__pycache__`, or in NUMBA_CACHE_DIR, keyed by the kernel's source, the argument types and the CPU;
+loaded or compiled, the machine code is the same) and holds an exclusive lock on that directory while shap runs:
 numba writes a cache index without a lock, so two explain processes filling it at once (parallel experiments
 sharing a virtualenv) could pair one key with the other's code.
 
 Not in `KERNELS`: shap's `_build_fixed_*_output`, which take the link function as an argument. Their
 signature names a live dispatcher, so a saved copy never matches again and every run would only add one
-more entry to the index; they still compile in each process (5-10 s).
+more entry to the index; they still compile in each process (8-11 s here, bench/NOTES.md).
 """
 
 from __future__ import annotations
