@@ -13,8 +13,8 @@ export BENTOML_DO_NOT_TRACK := true
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team run repro bento rollback serve report monitor prune test test-unit lint bench bench-smoke \
-	mlflow-server clean-venv
+.PHONY: install install-team run repro release bento store rollback serve report monitor prune test test-unit lint \
+	bench bench-smoke mlflow-server clean-venv
 
 install: $(INSTALLED)
 
@@ -30,18 +30,26 @@ $(TEAM_INSTALLED): $(INSTALLED) requirements-team.txt constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-team.txt -c constraints.txt
 	@touch $@
 
-## run: the whole pipeline (dvc repro), then build the Bento and print its tag
-run: repro bento
+## run: the whole pipeline (dvc repro), its verdicts released to the MLflow registry, then a built Bento
+run: repro release bento
 
 repro: install
 	dvc repro
 
-## bento: package the service and the champions into a Bento (after `dvc pull`, first fills this machine's
-## BentoML store with the pulled champions: DVC has nothing to run then)
-bento: install
-	@$(BIN)/python -m stages.package --missing-only >/dev/null
+## release: apply the gate's verdicts in the work tree (metrics/promotion/) to the MLflow registry, the only step
+## that moves the aliases `champion`, `challenger`, `previous-champion` (TASK=<task> for one task); idempotent
+RELEASE_TASKS = $(if $(filter command line environment,$(origin TASK)),$(TASK))
+release: install
+	$(BIN)/python -m stages.release $(RELEASE_TASKS)
+
+## store: save the served set (models/bento_models.json: exact tags) into this machine's BentoML store
+store: install
+	@$(BIN)/python -m stages.bento_store
+
+## bento: the Bento of the served set: the service, models/bento_models.json and exactly the models it names
+bento: store
 	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
-	@echo "Built Bento: $$(cat .bento-tag)  (serve it: bentoml serve $$(cat .bento-tag))"
+	@echo "Built Bento: $$(cat .bento-tag)  (serve it: .venv/bin/bentoml serve $$(cat .bento-tag))"
 
 ## rollback: put the previous champion of TASK back in service: registry alias `champion` back on the version
 ## `previous-champion` names (the rolled-back one is tagged and becomes the challenger), re-run the gate and the
@@ -53,7 +61,7 @@ rollback: install
 	$(MAKE) bento
 
 ## serve: the development server on http://127.0.0.1:$(PORT)
-serve: install
+serve: store
 	bentoml serve --host 127.0.0.1 --port $(PORT)
 
 ## report: summary of the prediction log (volume, errors, latency, predictions)

@@ -118,9 +118,9 @@ class ProjectServer(Server):
     """`bentoml serve` of the project: the development target from the code root, or a built Bento.
 
     BENTOML_HOME is private (BentoML empties $BENTOML_HOME/prometheus_multiproc_dir at start, so
-    servers must not share one) and holds exactly the models that the repository's package stage
-    recorded in models/bento_models.json, so `<name>:latest` cannot resolve to a model another
-    pipeline run put into a shared store.
+    servers must not share one) and holds exactly the models of the repository's served set,
+    models/bento_models.json, which SERVED_MODELS names (a revision that still resolved `<name>:latest`
+    finds them too).
     """
 
     name = "project"
@@ -144,7 +144,8 @@ class ProjectServer(Server):
 
     def env(self) -> dict[str, str]:
         private_bentoml_home(self.home, self.repo)
-        return _base_env(PREDICTION_LOG_DIR=str(self.log_dir), WORKERS=str(self.workers), BENTOML_HOME=str(self.home))
+        return _base_env(PREDICTION_LOG_DIR=str(self.log_dir), WORKERS=str(self.workers), BENTOML_HOME=str(self.home),
+                         SERVED_MODELS=str(self.repo / "models" / "bento_models.json"))
 
     def role(self, cmdline: str) -> str:
         return "worker" if "_bentoml_impl.worker" in cmdline else "supervisor"
@@ -191,7 +192,7 @@ def private_bentoml_home(home: Path, repo: Path) -> Path:
         stored = source / "models" / name / version
         if not stored.is_dir():
             raise FileNotFoundError(f"model {tag} (models/bento_models.json) is not in {source}/models: "
-                                    "run the pipeline's package stage with this BENTOML_HOME")
+                                    "run `python -m stages.bento_store` in the repository with this BENTOML_HOME")
         target = home / "models" / name
         target.mkdir(parents=True, exist_ok=True)
         if not (target / version).exists():

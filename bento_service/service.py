@@ -60,6 +60,7 @@ from bento_service.schemas import (
     IrisPrediction,
     IrisRecord,
 )
+from bento_service.served_set import load_served_set, model_reference
 from bento_service.shadow import MAX_SHADOW_BACKLOG, SHADOW_LINGER_S, ShadowQueue
 from domain.schema import SCHEMAS, Kind
 from prediction_log.feedback import FeedbackItem, FeedbackResult, FeedbackStore, open_feedback_store
@@ -69,6 +70,7 @@ from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
 logger = logging.getLogger("bentoml.prediction_service")
 LOG_RETRY_SECONDS = 2.0
+SERVED = load_served_set()  # {task: {"champion": tag, "challenger": tag}}, bento_service/served_set.py
 
 
 @dataclass
@@ -93,7 +95,7 @@ class ServedTask:
     error on the predictions whose true values came back."""
 
     champion: ServedModel
-    challenger: ServedModel | None  # None: the store had none, the champion serves alone
+    challenger: ServedModel | None  # None: the served set names none, the champion serves alone
     chooser: ArmChooser
     live_error: LiveError
     shadow: ShadowQueue | None = None  # the challenger's queue in shadow mode
@@ -129,20 +131,6 @@ def _unavailable(ctx: bentoml.Context, message: str, request_id: str) -> JSONRes
     return JSONResponse({"error": message, "request_id": request_id}, status_code=503)
 
 
-def _challenger_reference(task: str) -> bentoml.models.BentoModel | None:
-    """The task's challenger if the model store has one (stage `package` saves it), else None: the champion then
-    serves alone, mode off. A built Bento carries the challengers that existed when it was built."""
-    from bentoml.exceptions import NotFound
-
-    tag = f"{SCHEMAS[task].challenger_name}:latest"
-    try:
-        bentoml.models.get(tag)
-    except NotFound:
-        logger.warning("no %s in the model store: %s is served without a challenger", tag, task)
-        return None
-    return bentoml.models.BentoModel(tag)
-
-
 # The container image: BentoML's standard python:3.11-slim base. An unknown `distro` makes BentoML
 # skip its `apt-get install build-essential git` step, compilers the service never uses; pinned by
 # a container test because it is undocumented. Python packages: bentofile.yaml.
@@ -166,10 +154,11 @@ if not SETTINGS.access_log_predictions:
 @bentoml.service(name="prediction_service", image=IMAGE, workers=SETTINGS.workers, traffic={"timeout": 60},
                  tracing=TRACING)
 class PredictionService:
-    housing_model = bentoml.models.BentoModel(f"{SCHEMAS['housing'].model_name}:latest")
-    iris_model = bentoml.models.BentoModel(f"{SCHEMAS['iris'].model_name}:latest")
-    housing_challenger = _challenger_reference("housing")
-    iris_challenger = _challenger_reference("iris")
+    # exactly the tags of the served set (models/bento_models.json), never ":latest"
+    housing_model = model_reference(SERVED["housing"]["champion"])
+    iris_model = model_reference(SERVED["iris"]["champion"])
+    housing_challenger = model_reference(SERVED["housing"]["challenger"]) if "challenger" in SERVED["housing"] else None
+    iris_challenger = model_reference(SERVED["iris"]["challenger"]) if "challenger" in SERVED["iris"] else None
 
     def __init__(self) -> None:
         # Runs on the worker's event loop thread, where small batches are predicted; the OpenMP of the

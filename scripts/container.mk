@@ -8,9 +8,10 @@ CONTAINER_ARGS ?=
 
 .PHONY: container container-base container-tools
 
-## container: build the Bento's image with docker, podman or buildah; prints its tags and size
+## container: build the image of the Bento `make bento` just built (the served set's exact models) with docker,
+## podman or buildah; prints its tags and size
 container: install bento
-	$(BIN)/python scripts/container.py build --name $(BENTO_NAME) $(CONTAINER_ARGS)
+	$(BIN)/python scripts/container.py build --bento $$(cat .bento-tag) $(CONTAINER_ARGS)
 
 ## container-base: the registry-free base image localhost/bento-base:bookworm-py311 (reused when present)
 container-base: install

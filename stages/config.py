@@ -98,8 +98,8 @@ def champion_info(task: str) -> Path:
 
 
 def mlflow_info(task: str) -> Path:
-    """What MLflow assigned at the last evaluate and promote (run ids, registry versions): git-ignored, not a DVC
-    output, because it differs on every run; the package stage copies it into the models' metadata."""
+    """The MLflow run ids of the last evaluate and promote on this machine: git-ignored, not a DVC output,
+    because they differ on every machine."""
     return Path("models") / task / "mlflow.json"
 
 
@@ -120,3 +120,19 @@ def candidate_metrics_dir(task: str) -> Path:
 
 def plots_dir(task: str) -> Path:
     return Path("metrics") / "plots" / task
+
+
+def dvc_cached_file(md5: str) -> Path | None:
+    """The file DVC's cache holds under this md5 (every output this machine produced or pulled), if any.
+
+    The cache is found through DVC's own API (it may be configured elsewhere; `dvc exp run --temp` shares the
+    repository's), so an older model's exact bytes can come back after the work tree moved on."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(workdir())) as repo:
+            path = Path(repo.cache.local.oid_to_path(md5))
+    except DvcException:  # not a DVC repository: the caller falls back to the registry
+        return None
+    return path if path.is_file() else None

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -59,11 +57,16 @@ def small_housing_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_repo(tmp_path_factory: pytest.TempPathFactory, small_housing_csv: Path) -> PipelineRepo:
-    """The pipeline reproduced once from nothing on small data. Read-only: clone to mutate."""
+    """The pipeline reproduced once from nothing on small data, as `make run` leaves it: released to its MLflow
+    registry and its served set saved in the session's BentoML store, which the service tests serve
+    (SERVED_MODELS names its models/bento_models.json). Read-only: clone to mutate."""
     repo = PipelineRepo.create(tmp_path_factory.mktemp("built") / "repo", small_housing_csv)
     result = repo.repro()
     repo.first_repro_output = result.output  # type: ignore[attr-defined]
+    repo.release()
     repo.commit_all("reproduced")
+    repo.save_served_set()
+    os.environ["SERVED_MODELS"] = str(repo.path / "models" / "bento_models.json")
     return repo
 
 
@@ -86,11 +89,9 @@ def real_housing_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def bento_tag(built_repo: PipelineRepo) -> str:
-    """`bentoml build` of the project (service code + the session's packaged models): the Bento's tag."""
-    build = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag"],
-                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
-    assert build.returncode == 0, build.stderr[-3000:]
-    return build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    """`make bento` of the session's pipeline (the project's service code, its served set and exactly those
+    models): the Bento's tag."""
+    return built_repo.build_bento()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ KEY = {"X-API-Key": "container-key"}
 
 @pytest.fixture(scope="session")
 def service_image(bento_image_builder, bento_tag: str) -> str:
-    return bento_image_builder("prediction_service")
+    return bento_image_builder(bento_tag)  # exactly the Bento `make bento` built, not the newest of its name
 
 
 def test_image_is_non_root_lean_probed_and_free_of_training_packages(container_engine, service_image: str) -> None:
@@ -56,7 +56,10 @@ def test_container_serves_both_tasks_and_logs_every_request(container_engine, se
         assert status == 400 and error["detail"][0]["field"] == "households"
         status, error = app.post("/iris/predict", {"sepal_length": 5.0}, headers=KEY)
         assert status == 400 and "petal_width" in json.dumps(error)
-        assert app.get("/model")[1]["housing"]["tag"] == housing["model"]
+        served, info = json.loads((built_repo.path / "models/bento_models.json").read_text()), app.get("/model")[1]
+        assert housing["model"] == served["housing"]["champion"]  # the served set the image carries, exactly
+        assert {task: {"champion": info[task]["tag"], "challenger": info[task]["challenger"]["tag"]}
+                for task in served} == served
         assert "predictions_total" in app.get("/metrics")[1]
         port = app.port
     assert app.exit_code == 0, app.logs[-3000:]

@@ -70,20 +70,21 @@ def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_any
         gates = ("evaluate@housing", "evaluate@iris", "promote@housing", "promote@iris")
         first = repo.repro("-f", "-s", *gates, env=server)
         assert ran_stages(first.output) == set(gates)  # no retraining
+        repo.release(env=server)
 
         client = MlflowClient(tracking_uri=url)
-        for task in ("housing", "iris"):
+        for task, registered in (("housing", "housing-regressor"), ("iris", "iris-classifier")):
             check_runs(client, repo, task)
             tracked = repo.json(f"models/{task}/mlflow.json")
-            registered = tracked["registered_model"]
             assert client.get_model_version_by_alias(registered, "champion").run_id == tracked["champion_run_id"]
         before = repo.json("models/housing/mlflow.json")
+        before_version = client.get_model_version_by_alias("housing-regressor", "champion").version
         runs_before = {name: run["run_id"] for name, run in before["runs"].items()}
         assert len(check_runs(client, repo, "housing")) == len(runs_before)  # one run per candidate
 
         # The champion retrained with `scale` toggled (a standard scaler in front: another model file, another md5,
-        # the same ranking): evaluate logs that one new run, reuses the others; the gate registers a new version and
-        # moves the alias to it (a scaler changes no tree's split: not worse, promoted).
+        # the same ranking): evaluate logs that one new run, reuses the others; the gate would promote it (a scaler
+        # changes no tree's split: not worse) and `make release` registers a new version and moves the alias to it.
         champion = repo.json("models/housing/champion.json")["candidate"]
         params = repo.params()
         params["housing"]["candidates"][champion]["scale"] = not params["housing"]["candidates"][champion].get(
@@ -100,12 +101,12 @@ def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_any
         assert runs_after[champion] != runs_before[champion]
         assert {k: v for k, v in runs_after.items() if k != champion} == {
             k: v for k, v in runs_before.items() if k != champion}
+        assert repo.json("metrics/promotion/housing.json")["verdict"] == "would promote"
+        assert client.get_model_version_by_alias("housing-regressor", "champion").version == before_version
+        repo.release("housing", env=server)
         moved = client.get_model_version_by_alias("housing-regressor", "champion")
-        assert moved.run_id == runs_after[champion] and int(moved.version) > int(before["model_version"])
-        assert repo.json("models/housing/mlflow.json")["model_version"] == moved.version
-        assert repo.json("metrics/promotion/housing.json")["decision"] == "promoted"
-        assert client.get_model_version_by_alias("housing-regressor", "previous-champion").version == \
-            before["model_version"]
+        assert moved.run_id == runs_after[champion] and int(moved.version) > int(before_version)
+        assert client.get_model_version_by_alias("housing-regressor", "previous-champion").version == before_version
 
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()

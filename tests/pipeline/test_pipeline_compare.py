@@ -78,7 +78,7 @@ def test_mlflow_has_every_candidate_and_the_registered_champion(repo: PipelineRe
             assert len(run.data.tags["git_commit"]) == 40
             assert run.data.tags["dvc_stage"] == f"train-{task}@{run.data.tags['candidate']}"
 
-    version = client.get_model_version_by_alias("housing-regressor", "champion")
+    version = client.get_model_version_by_alias("housing-regressor", "champion")  # released like `make run` does
     assert version.run_id == repo.json("models/housing/mlflow.json")["champion_run_id"]
 
     rows = pd.read_csv(repo.path / "data/prepared/housing/test.csv").drop(columns="median_house_value").head(20)

@@ -63,8 +63,8 @@ def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> N
 
 def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     """Runs are keyed by the model, not remembered by the train stage: a new tracking store (a fresh clone, a team
-    server) gets every candidate's run the next time evaluate runs, and the champion alias the next time the gate
-    runs, with no retraining."""
+    server) gets every candidate's run the next time evaluate runs, the gate's verdict the next time it runs and
+    the champion alias at the next `make release`, with no retraining."""
     (repo.path / "mlflow.db").unlink()
     assert ran_stages(repo.repro("-f", "-s", "evaluate@iris").output) == {"evaluate@iris"}
     runs = _runs_by_candidate(repo, "iris")
@@ -72,8 +72,10 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     assert all(len(ids) == 1 for ids in runs.values())
     assert ran_stages(repo.repro("-f", "-s", "promote@iris").output) == {"promote@iris"}
     champion, tracked = repo.json("models/iris/champion.json"), repo.json("models/iris/mlflow.json")
-    assert tracked["champion_run_id"] in runs[champion["candidate"]] and tracked["model_version"] == "1"
-    assert repo.json("metrics/promotion/iris.json")["decision"] == "first"
+    assert tracked["champion_run_id"] in runs[champion["candidate"]]
+    promotion = repo.json("metrics/promotion/iris.json")
+    assert (promotion["verdict"], promotion["incumbent"]) == ("would promote", None)
+    assert "release iris: champion -> version 1" in repo.release("iris").output
 
 
 def test_feature_code_change_retrains_housing_not_iris(repo: PipelineRepo) -> None:

@@ -1,7 +1,8 @@
-"""Stage `promote@housing` against a real SQLite MLflow registry in a real DVC repository, and `make rollback`'s
-steps: first -> promoted, a better newcomer -> promoted (challenger = runner-up), a worse one -> kept (alias
-unmoved, exit 0, one-line reason), rollback -> the older model is the registry's and the Bento store's
-champion, and a live `bentoml serve` of the rebuilt Bento answers with the older model's predictions.
+"""Stage `promote@housing` (the gate) and `make release` against a real SQLite MLflow registry in a real DVC
+repository, and `make rollback`'s steps: first -> released, a better newcomer -> would promote (nothing moves until
+released; challenger = runner-up), a worse one -> would keep (exit 0, one-line reason), rollback -> the older model
+is the registry's and the Bento store's champion, and a live `bentoml serve` of the rebuilt Bento answers with the
+older model's predictions. A verdict made against another champion is refused by release.
 
 The session's reproduced pipeline is cloned and its registry emptied; "weak" params make two depth-limited trees
 the only candidates (quick to train, clearly worse than the session's champion on the generated data).
@@ -44,7 +45,7 @@ def gate(repo: PipelineRepo) -> str:
 
 
 def aliases(client: MlflowClient) -> dict[str, str]:
-    return dict(client.get_registered_model(MODEL).aliases)
+    return dict(client.get_registered_model(MODEL).aliases) if client.search_registered_models() else {}
 
 
 def candidate_of(client: MlflowClient, version: str) -> str:
@@ -66,28 +67,39 @@ print(json.dumps({"champion": dict(champion.info.metadata), "challenger": dict(c
 
 
 def store(repo: PipelineRepo, *args: str) -> dict:
-    """The repository's BentoML store as `package` left it (read in a subprocess with the repo's BENTOML_HOME)."""
+    """The served set as `make store` saves it in the repository's BentoML store (read in a subprocess)."""
+    repo.save_served_set()
     return json.loads(repo.run("python", "-c", STORE_CHECK, *args, check=True).stdout.splitlines()[-1])
 
 
-def test_gate_promotes_keeps_and_rolls_back(repo: PipelineRepo, tmp_path: Path) -> None:
+def test_gate_decides_release_promotes_and_rollback_restores(repo: PipelineRepo, tmp_path: Path) -> None:
     (repo.path / "mlflow.db").unlink()  # an empty registry: a fresh clone
     client = MlflowClient(tracking_uri=f"sqlite:///{repo.path / 'mlflow.db'}")
     full = repo.params()
 
     repo.write_params(weak(full))
-    gate(repo)
+    output = gate(repo)
     promotion = repo.json("metrics/promotion/housing.json")
-    assert promotion["decision"] == "first" and promotion["incumbent"] is None
+    assert promotion["verdict"] == "would promote" and promotion["incumbent"] is None
+    assert "promote housing: would promote: no model holds the champion alias yet" in output
     assert (promotion["champion"]["candidate"], promotion["challenger"]["candidate"]) == ("shallow", "stump")
+    assert aliases(client) == {} and not client.search_model_versions()  # the gate itself moves and registers nothing
+    released = repo.release("housing").output
     first = aliases(client)
-    assert candidate_of(client, first["champion"]) == "shallow"
+    assert set(first) == {"champion", "challenger"} and candidate_of(client, first["champion"]) == "shallow"
+    assert f"champion {first['champion']} (shallow), challenger {first['challenger']} (stump)" in released
+    assert "already released, nothing changed" in repo.release("housing").output and aliases(client) == first
+    rechecked = repo.repro("-f", "-s", "promote@housing").output  # the champion re-checked: said as it is
+    assert f"the newcomer shallow is the registry's champion already (version {first['champion']})" in rechecked
+    assert "no model holds" not in rechecked and repo.json("metrics/promotion/housing.json") == promotion
 
     repo.write_params(full)
     gate(repo)
     promotion = repo.json("metrics/promotion/housing.json")
     best = repo.json("models/housing/champion.json")["candidate"]
-    assert promotion["decision"] == "promoted" and promotion["champion"]["candidate"] == best
+    assert promotion["verdict"] == "would promote" and promotion["champion"]["candidate"] == best
+    assert aliases(client) == first  # not released yet
+    repo.release("housing")
     moved = aliases(client)
     assert candidate_of(client, moved["champion"]) == best
     assert moved["previous-champion"] == first["champion"]
@@ -102,28 +114,50 @@ def test_gate_promotes_keeps_and_rolls_back(repo: PipelineRepo, tmp_path: Path) 
     repo.write_params(weak(full))
     output = gate(repo)
     promotion = repo.json("metrics/promotion/housing.json")
-    assert promotion["decision"] == "kept" and "more than the tolerance" in promotion["reason"]
-    assert "promote housing: kept:" in output
+    assert promotion["verdict"] == "would keep" and "more than the tolerance" in promotion["reason"]
+    assert "promote housing: would keep:" in output
+    repo.release("housing")
     assert aliases(client)["champion"] == moved["champion"]  # unmoved
     assert candidate_of(client, aliases(client)["challenger"]) == "shallow"  # the rejected newcomer
     assert repo.json("models/housing/served/served.json")["champion"]["candidate"] == best
 
     repo.write_params(full)
-    repo.run("python", "-m", "stages.rollback", "housing", check=True)
-    assert aliases(client)["champion"] == first["champion"]
+    rolled = repo.run("python", "-m", "stages.rollback", "housing", check=True).output
+    assert aliases(client) == {"champion": first["champion"], "challenger": moved["champion"]}
+    assert f"champion {first['champion']} (shallow), challenger {moved['champion']} ({best}), " \
+           "previous-champion none" in rolled
     assert client.get_model_version(MODEL, moved["champion"]).tags["rolled_back"] == "true"
     gate(repo)
     promotion = repo.json("metrics/promotion/housing.json")
-    assert promotion["decision"] == "kept" and "rolled back" in promotion["reason"]
-    repo.run("python", "-m", "stages.package", "--missing-only", check=True)
+    assert promotion["verdict"] == "would keep" and "rolled back" in promotion["reason"]
+    assert "already released, nothing changed" in repo.release("housing").output
     packaged = store(repo, "models/housing/candidates/shallow/model.joblib")
     assert packaged["champion"]["candidate"] == "shallow" and packaged["same_predictions"]
     assert str(packaged["champion"]["mlflow_model_version"]) == str(first["champion"])
 
     assert served_predictions(repo, tmp_path, "models/housing/candidates/shallow/model.joblib", best)
 
+    before = aliases(client)
     again = repo.run("python", "-m", "stages.rollback", "housing")
-    assert again.returncode != 0 and "no previous champion" in again.output
+    assert again.returncode != 0 and "no previous champion" in again.output and "nothing changed" in again.output
+    assert aliases(client) == before
+
+
+def test_release_refuses_a_verdict_made_against_another_champion(repo: PipelineRepo) -> None:
+    """The registry moved after the gate ran (a teammate released): the stale verdict is not applied."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo.path / 'mlflow.db'}")
+    before = aliases(client)
+    verdict = repo.json("metrics/promotion/housing.json")
+    stale = {**verdict, "verdict": "would promote", "incumbent": {**verdict["champion"], "model_md5": "0" * 32},
+             "champion": verdict["challenger"]}
+    (repo.path / "metrics/promotion/housing.json").write_text(json.dumps(stale))
+    served = repo.json("models/housing/served/served.json")
+    (repo.path / "models/housing/served/served.json").write_text(json.dumps(
+        {**served, "champion": served["challenger"]}))
+    result = repo.run("python", "-m", "stages.release", "housing")
+    assert result.returncode == 1 and "refused, nothing changed" in result.output
+    assert "re-run the gate: `dvc repro -f -s promote@housing" in result.output
+    assert aliases(client) == before
 
 
 def served_predictions(repo: PipelineRepo, tmp_path: Path, older: str, newer: str) -> bool:

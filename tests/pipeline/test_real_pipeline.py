@@ -86,3 +86,52 @@ def test_the_real_champion_compiles_and_predicts_every_test_row_as_scikit_learn(
     assert len(test) == 4128
     assert np.max(np.abs(compiled.predict(test) - model.predict(test))) <= TOLERANCE_USD
     assert not real_repo.json("models/iris/compiled/compiled.json")["compiled"]
+
+
+def test_the_readme_answer_is_the_committed_runs_everywhere_it_is_served(real_repo: PipelineRepo,
+                                                                          tmp_path: Path) -> None:
+    """One answer per commit: for the README's quickstart record, the answer and tag the README prints, `make serve`,
+    the built Bento, `models:/housing-regressor@champion` through MLflow and the served champion file agree to the
+    cent, and the tag is the one the committed models/bento_models.json names. A README that drifts from the
+    committed run fails here."""
+    import json
+    import subprocess
+    import sys
+
+    import joblib
+    import pandas as pd
+
+    from tests.support.clients import post_json
+    from tests.support.live_server import LiveServer
+    from tests.support.readme import housing_answer, housing_record
+
+    record, printed = housing_record(), housing_answer()
+    committed = json.loads((PROJECT_ROOT / "models/bento_models.json").read_text())["housing"]["champion"]
+    assert printed["model"] == committed == real_repo.json("models/bento_models.json")["housing"]["champion"]
+    real_repo.release()
+    answers = {
+        "served champion file": float(joblib.load(real_repo.path / "models/housing/served/champion.joblib")
+                                      .predict(pd.DataFrame([record]))[0]),
+        "MLflow models:/housing-regressor@champion": float(subprocess.run(
+            [sys.executable, "-c", "import json, sys, mlflow, pandas as pd; "
+             "mlflow.set_tracking_uri(sys.argv[1]); "
+             "m = mlflow.pyfunc.load_model('models:/housing-regressor@champion'); "
+             "print(float(m.predict(pd.DataFrame([json.loads(sys.argv[2])]))[0]))",
+             f"sqlite:///{real_repo.path / 'mlflow.db'}", json.dumps(record)],
+            capture_output=True, text=True, check=True, timeout=300).stdout.strip().splitlines()[-1]),
+    }
+    home = {"BENTOML_HOME": str(real_repo.bentoml_home)}
+    for name, target, env in (
+            ("make serve", "bento_service.service:PredictionService",
+             {**home, "SERVED_MODELS": str(real_repo.path / "models/bento_models.json")}),
+            ("the built Bento", real_repo.build_bento(), home)):
+        server = LiveServer(target, tmp_path / name.replace(" ", "-") / "logs", cwd=real_repo.path, env=env)
+        try:
+            server.wait_ready(timeout=300)
+            answer = post_json(f"{server.url}/housing/predict", record)
+        finally:
+            server.stop()
+        assert answer["model"] == committed, name
+        answers[name] = answer["prediction"]
+    for name, value in answers.items():
+        assert abs(value - printed["prediction"]) < 0.005, f"{name} answers {value}, the README prints {printed}"

@@ -10,7 +10,6 @@ byte-for-byte reproducible, which is what makes Alice's cache valid for Bob.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,8 +121,8 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
         assert (bob.path / relative).read_bytes() == (alice.path / relative).read_bytes(), relative
     assert bob.json("metrics/housing.json") == alice.json("metrics/housing.json")
 
-    # The Bento builds and serves from Bob's own store: `make bento` fills it from the pulled champions.
-    bob.run(sys.executable, "-m", "stages.package", "--missing-only", check=True)
+    # The Bento builds and serves from Bob's own store: `make bento` fills it with the pulled served set.
+    bob.save_served_set()
     assert UP_TO_DATE in bob.run("dvc", "status", check=True).output
     server = LiveServer(bob.build_bento(), tmp_path / "bob" / "prediction-logs", cwd=bob.path,
                         env={"BENTOML_HOME": str(bob.bentoml_home)})

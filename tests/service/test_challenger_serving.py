@@ -1,7 +1,7 @@
 """Champion and challenger on a live `bentoml serve`, in each mode (off, shadow, A/B), with ground-truth feedback.
 
-The challengers are the session pipeline's runner-up candidates (housing `forest`, iris `lda`), saved by a
-subprocess, as stage `package` saves a challenger, into a private BENTOML_HOME beside the session's champions,
+The challengers are two of the session pipeline's candidates (housing `forest`, iris `lda`), saved by a
+subprocess into a private BENTOML_HOME beside the session's champions, and a served set naming them (SERVED_MODELS),
 so the other service tests' store stays as it is. One server per mode, stopped before the next starts.
 """
 
@@ -59,6 +59,10 @@ def challenger_home(built_repo: PipelineRepo, tmp_path_factory: pytest.TempPathF
     shared = Path(os.environ["BENTOML_HOME"]) / "models"
     for name in ("housing-regressor", "iris-classifier"):
         (home / "models" / name).symlink_to(shared / name)
+    served = json.loads((built_repo.path / "models/bento_models.json").read_text())
+    (home / "bento_models.json").write_text(json.dumps(  # the served set: the session's champions, these challengers
+        {task: {"champion": roles["champion"], "challenger": f"{roles['challenger'].split(':')[0]}:test"}
+         for task, roles in served.items()}))
     return home
 
 
@@ -66,7 +70,8 @@ FEEDBACK_QUEUE = 5  # the A/B server's bound on waiting feedback items
 
 
 def serve(home: Path, root: Path, extra_env: dict[str, str] | None = None, **modes: str) -> LiveServer:
-    env = {"BENTOML_HOME": str(home), **{f"{task.upper()}_CHALLENGER": mode for task, mode in modes.items()},
+    env = {"BENTOML_HOME": str(home), "SERVED_MODELS": str(home / "bento_models.json"),
+           **{f"{task.upper()}_CHALLENGER": mode for task, mode in modes.items()},
            **(extra_env or {})}
     live = LiveServer("bento_service.service:PredictionService", root / "logs", env=env, work_dir=root)
     live.wait_ready()

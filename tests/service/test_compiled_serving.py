@@ -2,12 +2,13 @@
 compiled form is sound, corrupted or missing. Either way every answer equals the scikit-learn model's, and the
 server log and GET /model say which predictor serves.
 
-The models are saved by a subprocess into a private BENTOML_HOME (the session's store, and what
-`housing-regressor:latest` means for the other service tests, stays untouched); iris is the session's model.
+The models are saved by a subprocess into a private BENTOML_HOME (the session's store stays untouched), with a
+served set naming them (SERVED_MODELS); iris is the session's model.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,22 +50,28 @@ bentoml.sklearn.save_model(f"housing-regressor:{case}", model, signatures={"pred
 """
 
 
-def model_home(root: Path, case: str) -> Path:
-    """A BENTOML_HOME with the `case` housing model (saved by a subprocess) and the session's iris model."""
+def model_home(root: Path, case: str, built_repo: PipelineRepo) -> Path:
+    """A BENTOML_HOME with the `case` housing model (saved by a subprocess) and the session's iris model, and a
+    served set naming the two, champions alone."""
     home = root / f"home-{case}"
     env = {**os.environ, "BENTOML_HOME": str(home), "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-c", SAVE_MODEL, case], cwd=PROJECT_ROOT, env=env, check=True,
                    capture_output=True, timeout=300)
     iris = Path(os.environ["BENTOML_HOME"]) / "models" / "iris-classifier"
     (home / "models" / "iris-classifier").symlink_to(iris)
+    iris_tag = json.loads((built_repo.path / "models/bento_models.json").read_text())["iris"]["champion"]
+    (home / "bento_models.json").write_text(json.dumps({"housing": {"champion": f"housing-regressor:{case}"},
+                                                        "iris": {"champion": iris_tag}}))
     return home
 
 
 @pytest.fixture(scope="module", params=["sound", "corrupt", "missing"])
 def served(request, built_repo: PipelineRepo, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp(f"compiled-{request.param}")
+    home = model_home(root, request.param, built_repo)
     live = LiveServer("bento_service.service:PredictionService", root / "logs",
-                      env={"BENTOML_HOME": str(model_home(root, request.param))}, work_dir=root)
+                      env={"BENTOML_HOME": str(home), "SERVED_MODELS": str(home / "bento_models.json")},
+                      work_dir=root)
     try:
         live.wait_ready()
         yield request.param, live

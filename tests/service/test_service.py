@@ -93,13 +93,21 @@ def test_ocean_proximity_is_optional(server: LiveServer) -> None:
     assert response.json()["prediction"] > 0
 
 
-def test_model_endpoint_reports_provenance(server: LiveServer, built_repo: PipelineRepo) -> None:
+def test_model_endpoint_reports_the_served_tags_and_their_registry_versions(server: LiveServer,
+                                                                            built_repo: PipelineRepo) -> None:
+    """GET /model: exactly the tags of the served set, each with the registry version `make release` gave it."""
+    from mlflow.tracking import MlflowClient
+
     info = httpx.get(f"{server.url}/model").json()
-    for task in ("housing", "iris"):
+    served = json.loads((built_repo.path / "models/bento_models.json").read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{built_repo.path / 'mlflow.db'}")
+    for task, registered in (("housing", "housing-regressor"), ("iris", "iris-classifier")):
+        assert (info[task]["tag"], info[task]["challenger"]["tag"]) == (served[task]["champion"],
+                                                                         served[task]["challenger"])
+        for entry, alias in ((info[task], "champion"), (info[task]["challenger"], "challenger")):
+            version = client.get_model_version_by_alias(registered, alias)
+            assert (entry["mlflow_model_version"], entry["mlflow_run_id"]) == (str(version.version), version.run_id)
         champion = json.loads((built_repo.path / f"models/{task}/champion.json").read_text())
-        tracked = json.loads((built_repo.path / f"models/{task}/mlflow.json").read_text())
-        assert info[task]["mlflow_run_id"] == tracked["champion_run_id"]
-        assert info[task]["mlflow_model_version"] == tracked["model_version"]
         assert info[task]["raw_data_md5"] == built_repo.params()["data"][task]["md5"]
         assert info[task]["test"] == champion["test"]
         assert len(info[task]["git_commit"]) == 40

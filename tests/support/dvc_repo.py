@@ -79,7 +79,7 @@ class PipelineRepo:
         self.path = path
         self.housing_csv = housing_csv
         # None: the session's store (the models the service tests serve); a path: a private store, so a
-        # test that re-runs `package` cannot change what `:latest` means for other tests.
+        # test's own models never mix with the session's.
         self.bentoml_home = bentoml_home
 
     # -- creation ------------------------------------------------------------------------
@@ -132,9 +132,33 @@ class PipelineRepo:
     def repro(self, *args: str, check: bool = True, **kwargs: Any) -> Result:
         return self.run("dvc", "repro", *args, check=check, **kwargs)
 
+    def make(self, *args: str, check: bool = True) -> Result:
+        """`make ARGS` with the project's Makefile, its virtualenv linked in (as installed by `make install`)."""
+        if not (self.path / "Makefile").exists():
+            for name in ("Makefile", "bentofile.yaml", "requirements.txt", "requirements-team.txt", "constraints.txt"):
+                shutil.copy2(PROJECT_ROOT / name, self.path / name)
+            shutil.copytree(PROJECT_ROOT / "scripts", self.path / "scripts",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            (self.path / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+            with open(self.path / ".git" / "info" / "exclude", "a", encoding="utf-8") as fh:
+                fh.write(".venv\n")
+            self.git("add", "Makefile", "bentofile.yaml", "requirements.txt", "requirements-team.txt",
+                     "constraints.txt", "scripts")
+            self.git("commit", "-qm", "the project's Makefile")
+        return self.run("make", "--no-print-directory", *args, check=check)
+
+    def release(self, *tasks: str, env: dict[str, str] | None = None) -> Result:
+        """`make release`: the gate's verdicts applied to the repository's MLflow registry."""
+        return self.run("python", "-m", "stages.release", *tasks, check=True, env=env)
+
+    def save_served_set(self) -> Result:
+        """`make store`: the served set saved into the repository's BentoML store."""
+        return self.run("python", "-m", "stages.bento_store", check=True)
+
     def build_bento(self) -> str:
-        """`bentoml build` in the repository from its own store (as `make bento` does); the Bento's tag."""
+        """`make bento` in the repository: the served set saved into its store, then `bentoml build`; the tag."""
         shutil.copy2(PROJECT_ROOT / "bentofile.yaml", self.path / "bentofile.yaml")
+        self.save_served_set()
         build = self.run(str(Path(sys.executable).parent / "bentoml"), "build", "--output", "tag", check=True)
         return build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 

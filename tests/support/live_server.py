@@ -28,7 +28,8 @@ def private_home(path: Path) -> Path:
 class LiveServer(ServerProcess):
     """`bentoml serve TARGET` logging to `log_dir`; `stop()` ends it and every worker it spawned.
 
-    `env` adds to (a value None: removes from) the test process's environment and the defaults below."""
+    `env` adds to (a value None: removes from) the test process's environment and the defaults below. The
+    development target serves the served set SERVED_MODELS names (the session's pipeline, tests/conftest.py)."""
 
     def __init__(self, target: str, log_dir: Path, env: dict[str, str | None] | None = None,
                  cwd: Path = PROJECT_ROOT, work_dir: Path | None = None) -> None:
@@ -40,6 +41,8 @@ class LiveServer(ServerProcess):
         environment.update({"PREDICTION_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1",
                             "BENTOML_HOME": str(private_home(work_dir / f"bentoml-{self.port}")),
                             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"})
+        if not target.startswith("bento_service."):  # a built Bento serves the served set it carries
+            environment.pop("SERVED_MODELS", None)
         for name, value in (env or {}).items():
             if value is None:
                 environment.pop(name, None)

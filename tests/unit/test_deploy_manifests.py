@@ -74,6 +74,13 @@ def test_deploy_has_the_objects_kustomize_applies() -> None:
     assert images == used, "kustomize sets every image the manifests use, and only those"
 
 
+def test_the_api_image_is_named_by_one_version_never_a_moving_tag() -> None:
+    """The image of one Bento serves one served set: the Deployment must not follow `latest`."""
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    api = next(image for image in kustomization["images"] if image["name"] == api_container()["image"])
+    assert api["newTag"] != "latest" and ":" not in api_container()["image"]
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("kind", sorted(MANIFESTS))
 def test_manifest_is_valid_kubernetes(kind: str, version: str) -> None:

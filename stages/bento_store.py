@@ -1,0 +1,93 @@
+"""Save the served set into this machine's BentoML model store: the first step of `make bento` and `make serve`.
+
+For each task and role, the model `models/bento_models.json` names is saved under exactly that tag, with its
+reference profile ("reference"), compiled graph ("compiled") and, for the champion, its explanation background
+("explain_background") as custom objects, and its scores and provenance as metadata: the MLflow run that logged
+it, the registry version it holds (once `make release` registered it; "not released" before) and the git commit
+its run was logged at. A model
+already stored under its tag is left alone unless its provenance changed (it is saved again: same tag, same
+bytes, newer metadata).
+
+Refuses, saving nothing, when the work tree's outputs do not give the tags models/bento_models.json names (a
+`dvc repro` in progress or not run since a change): the Bento would otherwise ship a model the file does not name.
+
+    python -m stages.bento_store
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from domain.schema import TASKS
+from stages.config import ROLES, reference_profile, served_model
+from stages.explain_files import explain_background
+from stages.files import read_json
+from stages.models import load_model
+from stages.package import SERVED_SET, Packaged, packaged
+from stages.provenance import git_commit
+
+NOT_RELEASED = "not released"  # the registry version of a model `make release` has not registered yet
+
+
+def provenance(task: str, role: str, served: dict[str, Any]) -> dict[str, Any]:
+    """Where the model came from, as this machine's MLflow store knows it: its run and registry version."""
+    from stages.registry import Identity, Registry
+
+    registry = Registry(task)
+    model = Identity(served["candidate"], served["model_md5"])
+    run = registry.run_of(model)
+    return {
+        "mlflow_registered_model": registry.name,
+        "mlflow_run_id": run[0] if run else "unknown",
+        "mlflow_model_uri": run[1] if run else "unknown",
+        "mlflow_model_version": registry.registered(model) or NOT_RELEASED,
+        # the code the model was evaluated and logged at (its run's tag), else the work tree's
+        "git_commit": registry.client.get_run(run[0]).data.tags.get("git_commit", "unknown") if run else git_commit(),
+    }
+
+
+def save(task: str, role: str, model: Packaged) -> str:
+    """Save one served model under its tag unless it is stored with the same metadata; what was done."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    scores = {key: model.served[key] for key in ("cv", "test") if model.served[key] is not None}
+    metadata = {**model.defining, **scores, **provenance(task, role, model.served)}
+    try:
+        stored = bentoml.models.get(model.tag)
+    except NotFound:
+        stored = None
+    if stored is not None:
+        if dict(stored.info.metadata) == metadata:
+            return "stored already"
+        bentoml.models.delete(model.tag)  # same model, newer provenance (released since, another commit)
+    custom_objects = {"reference": read_json(reference_profile(task, role)), "compiled": model.graph}
+    if role == "champion":  # stage `explain` measures the champion only
+        custom_objects["explain_background"] = read_json(explain_background(task))
+    bentoml.sklearn.save_model(model.tag, load_model(served_model(task, role)), metadata=metadata,
+                               labels={"task": task, "role": role}, signatures={"predict": {"batchable": False}},
+                               custom_objects=custom_objects)
+    return "saved" if stored is None else "provenance updated"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    try:
+        named = read_json(SERVED_SET)
+        models = {(task, role): packaged(task, role) for task in TASKS for role in ROLES}
+    except FileNotFoundError as exc:
+        sys.exit(f"bento store: {exc.filename} is missing; run `dvc repro` (or `dvc pull`) first")
+    stale = [f"{task} {role}: the outputs give {model.tag}, {SERVED_SET} names {named.get(task, {}).get(role)}"
+             for (task, role), model in models.items() if named.get(task, {}).get(role) != model.tag]
+    if stale:
+        sys.exit("bento store: the work tree does not match the served set, nothing saved (run `dvc repro`, or "
+                 "`dvc checkout` to go back to the committed outputs):\n  " + "\n  ".join(stale))
+    for (task, role), model in models.items():
+        print(f"bento store: {model.tag} ({task} {role}): {save(task, role, model)}")
+
+
+if __name__ == "__main__":
+    main()
