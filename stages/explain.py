@@ -105,9 +105,11 @@ def importance(task: str, values: np.ndarray) -> list[tuple[str, float]]:
 
 
 def write_importance(path: Path, ranked: list[tuple[str, float]]) -> None:
+    """The ranking as plot data. The field column is `raw_field`: `dvc plots` drops a data column named `field`
+    (a key of its own), and the bars would be labelled "undefined"."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["field", "mean_abs_contribution"])
+        writer.writerow(["raw_field", "mean_abs_contribution"])
         writer.writerows((field, f"{value:.6g}") for field, value in ranked)
 
 

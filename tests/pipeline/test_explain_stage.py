@@ -56,7 +56,7 @@ def test_housing_model_equals_shap_on_real_rows(real_housing_csv: Path, built_re
 
 def _importance_plot(repo: PipelineRepo, task: str) -> list[tuple[str, float]]:
     with open(repo.path / f"metrics/plots/importance/{task}.csv", encoding="utf-8") as fh:
-        return [(row["field"], float(row["mean_abs_contribution"])) for row in csv.DictReader(fh)]
+        return [(row["raw_field"], float(row["mean_abs_contribution"])) for row in csv.DictReader(fh)]
 
 
 @pytest.mark.parametrize("task", ["housing", "iris"])
