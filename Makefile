@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEAM_INSTALLED := $(VENV)/.installed-team
+TEST_INSTALLED := $(VENV)/.installed-test
 PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
@@ -13,8 +14,8 @@ export BENTOML_DO_NOT_TRACK := true
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team run repro release bento store rollback serve report monitor prune test test-unit lint \
-	bench bench-smoke mlflow-server clean-venv
+.PHONY: install install-team install-test run repro release bento store rollback serve report monitor prune test \
+	test-unit lint bench bench-smoke mlflow-server clean-venv
 
 install: $(INSTALLED)
 
@@ -28,6 +29,13 @@ install-team: $(TEAM_INSTALLED)
 
 $(TEAM_INSTALLED): $(INSTALLED) requirements-team.txt constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-team.txt -c constraints.txt
+	@touch $@
+
+## install-test: what only the tests and the linter need (pytest, ruff, shap: requirements-test.txt)
+install-test: $(TEST_INSTALLED)
+
+$(TEST_INSTALLED): $(INSTALLED) requirements-test.txt constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt -c constraints.txt
 	@touch $@
 
 ## run: the whole pipeline (dvc repro), its verdicts released to the MLflow registry, then a built Bento
@@ -90,11 +98,11 @@ prune: install
 ## taking a whole test file at a time (its module fixtures built once); 2 fits a 2-core machine (36-40 min
 ## instead of 56 for the serial run, measured 2026-12-03); TEST_WORKERS=0 runs in this process, serially
 TEST_WORKERS ?= 2
-test: install install-team
+test: install-test install-team
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## test-unit: the in-process tier only (under a minute)
-test-unit: install
+test-unit: install-test
 	$(BIN)/python -m pytest tests/unit
 
 ## bench: serving against the peers + pipeline timings (~16 min); writes bench/RESULTS.md, bench/results.json
@@ -120,7 +128,7 @@ mlflow-server: install-team
 	    --artifacts-destination "$(MLFLOW_ARTIFACTS_DESTINATION)"
 
 ## lint: ruff
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 
 clean-venv:

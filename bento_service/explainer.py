@@ -1,9 +1,9 @@
 """Explanations in a worker: exact Shapley values over the raw fields, with bounded concurrency.
 
 The numbers come from domain/explain.py (exact Shapley values against the background sample the pipeline
-made and `package` attached to the model as "explain_background"; checked against shap's exact explainer by
-stage `explain` and by tests). All 2**fields x background rows of one explanation go through the served
-predictor (the compiled graph for housing) in one call.
+made and `package` attached to the model as "explain_background"; stage `explain` computes the global importance
+with the same code, and the tests check it against shap's exact explainer). All 2**fields x background rows of
+one explanation go through the served predictor (the compiled graph for housing) in one call.
 
 Why a pool of its own: one housing explanation is 25,600 rows through the model, about a hundred predictions'
 worth of CPU. Explanations therefore run in `EXPLAIN_CONCURRENCY` threads (default 1) per worker, never on

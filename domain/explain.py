@@ -12,8 +12,8 @@ i is the weighted sum over coalitions, `phi = W @ v` with a fixed (fields, 2**fi
 exactly what `shap.explainers.Exact` with `shap.maskers.Independent(background)` computes (it only orders
 the coalitions differently); `tests/unit/test_explain.py` checks the two agree to 1e-6 on real rows. Doing
 it with numpy keeps shap, numba and llvmlite (about 150 MB) out of the serving image, and it evaluates all
-coalitions x background rows in ONE batched predict call, which the compiled model runs fast. The pipeline
-(stage `explain`) uses shap itself for the global importance.
+coalitions x background rows in ONE batched predict call, which the compiled model runs fast. The pipeline's
+global importance (stage `explain`) is computed with this code too.
 
 The values add up: sum(phi) == f(x) - base_value, base_value the mean prediction over the background.
 

@@ -1,5 +1,5 @@
 """Where stage `explain` writes, in a module of its own: `package` reads the background without importing the
-stage (and with it shap, MLflow and the tracking code, which would all become package's deps).
+stage (and with it MLflow and the tracking code, which would all become package's deps).
 
 Not in stages/config.py: every stage depends on that file, so adding these there would retrain every model."""
 

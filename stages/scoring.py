@@ -72,15 +72,19 @@ def summarise_folds(scoring: dict[str, Any], fold_scores: dict[str, np.ndarray])
 
 
 def single_threaded(model: BaseEstimator) -> BaseEstimator:
-    """Set every ``n_jobs`` in the model to 1: for predicting, and for each fold of a CV that runs folds in parallel.
+    """Set every ``n_jobs`` in the model that asks for several jobs to 1: for predicting, and for each fold of a CV
+    that runs folds in parallel.
 
     A forest predicting with several jobs adds its trees' predictions in whatever order the threads finish, so
     the last digits of its predictions (and scores) would change from run to run and with the number of cores;
     one job adds them in tree order. Fitting with several jobs stays deterministic (each tree has its own seed).
     The fitted clones inside meta-estimators (ClippedRegressor's `regressor_`, a vote's members) are set too.
     Single-row prediction is also faster: joblib's dispatch costs more than predicting one row.
+    `n_jobs=None` (the default) already means one job and stays as it is: scikit-learn warns on any value set
+    where the parameter is deprecated (LogisticRegression's since 1.8).
     """
-    jobs = {key: 1 for key in model.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
+    jobs = {key: 1 for key, value in model.get_params(deep=True).items()
+            if (key == "n_jobs" or key.endswith("__n_jobs")) and value not in (None, 1)}
     if jobs:
         model.set_params(**jobs)
     for part in _fitted_parts(model):  # set_params reaches the templates, not the fitted clones (`regressor_`)

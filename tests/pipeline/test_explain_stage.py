@@ -1,20 +1,17 @@
 """Stage `explain@<task>` and the service's Shapley code against shap itself.
 
-The service computes exact Shapley values with its own numpy code (domain/explain.py) to keep shap and
-numba out of the image; here it must equal `shap.explainers.Exact` with an independent masker, to 1e-6,
-on real rows: the session pipeline's iris champion on real iris rows, and a housing model on real census
-rows (HOUSING_CSV). The stage's outputs: the packaged background, the importance plot, the MLflow artifact.
+The service and the stage compute exact Shapley values with the project's own numpy code (domain/explain.py) to
+keep shap and numba out of the image and the pipeline; here it must equal `shap.explainers.Exact` with an
+independent masker, to 1e-6, on real rows: the session pipeline's iris champion on real iris rows, a housing
+model on real census rows (HOUSING_CSV), and the global importance the stage wrote for both tasks. The stage's
+outputs: the packaged background, the importance plot, the MLflow artifact.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import joblib
@@ -24,9 +21,10 @@ import pytest
 
 from domain.explain import ExactShapley, encode, frame_model
 from domain.schema import HOUSING, IRIS
-from stages.explain import shap_values
-from tests.support import PROJECT_ROOT
-from tests.support.dvc_repo import PipelineRepo, venv_env
+from stages.explain import importance, importance_sample, served_model
+from stages.rawdata import read_split
+from tests.support.dvc_repo import PipelineRepo
+from tests.support.shap_reference import shap_values
 
 
 def _relative_gap(model, background: np.ndarray, rows: np.ndarray) -> float:
@@ -56,6 +54,26 @@ def test_housing_model_equals_shap_on_real_rows(real_housing_csv: Path, built_re
     assert _relative_gap(frame_model(HOUSING, champion.predict), background, encode(HOUSING, records)) <= 1e-6
 
 
+def _importance_plot(repo: PipelineRepo, task: str) -> list[tuple[str, float]]:
+    with open(repo.path / f"metrics/plots/importance/{task}.csv", encoding="utf-8") as fh:
+        return [(row["raw_field"], float(row["mean_abs_contribution"])) for row in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("task", ["housing", "iris"])
+def test_the_stages_importance_is_shaps(built_repo: PipelineRepo, task: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The global importance the stage wrote with the service's code equals shap's on the same served predictor,
+    background and seeded test rows, field by field (to the CSV's 6 significant digits)."""
+    schema = HOUSING if task == "housing" else IRIS
+    monkeypatch.chdir(built_repo.path)  # the stage's paths are relative to the repository
+    model, _ = served_model(task, joblib.load(built_repo.path / f"models/{task}/served/champion.joblib"))
+    background = encode(schema, built_repo.json(f"models/{task}/explain_background.json")["records"])
+    settings = built_repo.params()["explain"]
+    sample = importance_sample(read_split(task, "test")[0], settings["importance_rows"], settings["seed"])
+    expected = dict(importance(task, shap_values(model, background, encode(schema, sample.to_dict("records")))))
+    written = dict(_importance_plot(built_repo, task))
+    assert written == pytest.approx(expected, rel=1e-5, abs=1e-9 * max(expected.values()))
+
+
 @pytest.mark.parametrize("task", ["housing", "iris"])
 def test_the_stage_writes_background_importance_and_the_mlflow_artifact(built_repo: PipelineRepo, task: str) -> None:
     schema = HOUSING if task == "housing" else IRIS
@@ -64,8 +82,7 @@ def test_the_stage_writes_background_importance_and_the_mlflow_artifact(built_re
     assert len(background["records"]) == params["background_rows"][task]
     assert all(set(record) == set(schema.feature_names) for record in background["records"])
 
-    with open(built_repo.path / f"metrics/plots/importance/{task}.csv", encoding="utf-8") as fh:
-        ranked = [(row["field"], float(row["mean_abs_contribution"])) for row in csv.DictReader(fh)]
+    ranked = _importance_plot(built_repo, task)
     assert sorted(field for field, _ in ranked) == sorted(schema.feature_names)
     values = [value for _, value in ranked]
     assert values == sorted(values, reverse=True) and min(values) >= 0 and max(values) > 0
@@ -83,49 +100,3 @@ def test_the_background_travels_with_the_bento_model(built_repo: PipelineRepo) -
     tag = built_repo.json("models/bento_models.json")["housing"]["champion"]
     model = bentoml.models.get(tag)
     assert model.custom_objects["explain_background"] == built_repo.json("models/housing/explain_background.json")
-
-
-KERNEL_STATS = """
-import json, numpy as np
-from stages.explain import shap_values
-from stages.shap_kernels import KERNELS
-import importlib
-rng = np.random.default_rng(0)
-values = shap_values(lambda X: X @ np.arange(1.0, 5.0), rng.normal(size=(3, 4)), rng.normal(size=(2, 4)))
-kernels = [getattr(importlib.import_module(module), name) for module, name in KERNELS]
-print(json.dumps({"values": values.tolist(), "counts": {
-    k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())] for k in kernels}}))
-"""
-
-
-def test_a_second_stage_process_loads_shaps_kernels_instead_of_compiling_them(tmp_path: Path) -> None:
-    """stages.explain turns on numba's disk cache for shap's cacheable kernels: the first process compiles and
-    stores them, the next one loads every one of them (no miss), writes nothing new to the cache and gets the
-    same values. NUMBA_CACHE_DIR keeps the venv's cache out."""
-    cache = tmp_path / "numba"
-    env = venv_env(NUMBA_CACHE_DIR=str(cache))
-    runs, files = [], []
-    for _ in range(2):
-        run = subprocess.run([sys.executable, "-c", KERNEL_STATS], cwd=PROJECT_ROOT, env=env, check=True,
-                             capture_output=True, text=True, timeout=300)
-        runs.append(json.loads(run.stdout.splitlines()[-1]))
-        files.append(sorted(p.relative_to(cache) for p in cache.rglob("*") if p.is_file()))
-    first, second = runs
-    assert all(misses >= 1 for _, misses in first["counts"].values()), first
-    assert all(hits >= 1 and misses == 0 for hits, misses in second["counts"].values()), second
-    assert files[1] == files[0] and any(p.suffix == ".nbc" for p in files[0])  # loaded, not saved again
-    assert second["values"] == first["values"]
-
-
-def test_the_kernel_cache_is_locked_while_shap_runs() -> None:
-    """numba writes its cache index without a lock: a second explain process waits for the first one's block."""
-    from stages.shap_kernels import LOCK_NAME, cached_kernels, enable_caching
-
-    directory = enable_caching()[0]
-    other = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT)  # another open file: flock's unit of ownership
-    try:
-        with cached_kernels(), pytest.raises(BlockingIOError):
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the block ends
-    finally:
-        os.close(other)

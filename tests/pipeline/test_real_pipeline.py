@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo, ran_stages
+from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo, ran_stages, warnings_in
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,11 @@ def real_repo(tmp_path_factory: pytest.TempPathFactory, real_housing_csv: Path) 
 def test_real_pipeline_runs_every_stage_then_nothing(real_repo: PipelineRepo) -> None:
     assert ran_stages(real_repo.first_repro_output) == set(real_repo.stage_names())
     assert ran_stages(real_repo.repro().output) == set()
+
+
+def test_the_real_pipeline_prints_no_warning(real_repo: PipelineRepo) -> None:
+    """What `make run` prints on the real data: no stage warns (tests/pipeline/test_stage_output.py)."""
+    assert warnings_in(real_repo.first_repro_output) == []
 
 
 def test_raw_data_hash_is_the_published_one(real_repo: PipelineRepo) -> None:

@@ -1,4 +1,4 @@
-"""Headless Chromium driven over the DevTools protocol: open a page, collect its errors, screenshot it.
+"""Headless Chromium driven over the DevTools protocol: open a page, collect its errors, read it, screenshot it.
 
 The protocol runs over a pipe (`--remote-debugging-pipe`: commands on fd 3, replies on fd 4,
 NUL-terminated JSON), so no port, no websocket client and no chromedriver are needed. Errors are
@@ -34,6 +34,7 @@ class PageReport:
     errors: list[str] = field(default_factory=list)
     ready: bool = False
     screenshot: Path | None = None
+    extracted: Any = None  # what `extract_js` evaluated to (JSON values)
 
 
 class DevTools:
@@ -121,8 +122,11 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
 
 
 def open_page(url: str, screenshot: Path, ready_js: str = "true", timeout: float = 60,
-              width: int = 1280, height: int = 1600) -> PageReport:
-    """Load `url`, wait until `ready_js` evaluates true (or timeout), screenshot the whole page."""
+              width: int = 1280, height: int = 1600, offline: bool = False,
+              extract_js: str | None = None) -> PageReport:
+    """Load `url`, wait until `ready_js` evaluates true (or timeout), evaluate `extract_js` (its JSON value goes to
+    `extracted`), screenshot the whole page. `offline`: the page gets no network at all, as on a machine without
+    one (file:// URLs still load); anything it tries to fetch is an error."""
     executable = chromium()
     if executable is None:
         raise FileNotFoundError("chromium is not installed")
@@ -132,8 +136,12 @@ def open_page(url: str, screenshot: Path, ready_js: str = "true", timeout: float
         try:
             target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
             session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            for domain in ("Runtime", "Log", "Page"):
+            for domain in ("Runtime", "Log", "Page", *(("Network",) if offline else ())):
                 browser.call(f"{domain}.enable", session=session)
+            if offline:
+                browser.call("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                  "downloadThroughput": -1, "uploadThroughput": -1},
+                             session)
             browser.call("Emulation.setDeviceMetricsOverride",
                          {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
             browser.call("Page.navigate", {"url": url}, session, timeout=timeout)
@@ -146,6 +154,9 @@ def open_page(url: str, screenshot: Path, ready_js: str = "true", timeout: float
                     break
                 browser.pump(0.25)
             browser.pump(1.0)  # late errors (a failed font, a timer) still count
+            if extract_js is not None:
+                report.extracted = browser.call("Runtime.evaluate", {"expression": extract_js, "returnByValue": True},
+                                                session)["result"].get("value")
             size = browser.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
             shot = browser.call("Page.captureScreenshot", {
                 "format": "png", "captureBeyondViewport": True,

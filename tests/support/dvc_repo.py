@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -184,3 +185,12 @@ class PipelineRepo:
 def ran_stages(output: str) -> set[str]:
     """Stage names DVC says it ran, from `dvc repro` output."""
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+# A Python warning ("<file>:<line>: FutureWarning: <message>"), or a log record or DVC message of level WARNING
+WARNING = re.compile(r"\b[A-Z]\w*Warning: |\bWARNING\b")
+
+
+def warnings_in(text: str) -> list[str]:
+    """The lines of `text` that report a warning."""
+    return [line for line in text.splitlines() if WARNING.search(line)]

@@ -63,8 +63,8 @@ def model_code(task: str) -> set[str]:
 
 def code_run(cmd: str) -> set[str]:
     """Repository files a stage command executes."""
-    match = re.match(r"python -m ([\w.]+)(.*)", cmd)
-    assert match, f"stage command {cmd!r} is not `python -m <module> ...`"
+    match = re.match(r"sh stages/python.sh -m ([\w.]+)(.*)", cmd)
+    assert match, f"stage command {cmd!r} is not `sh stages/python.sh -m <module> ...` (the project's Python)"
     module, args = match.group(1), match.group(2).split()
     files = {str(path.relative_to(PROJECT_ROOT)) for path in import_closure(module)}
     if files & MODEL_LOADERS:
