@@ -163,6 +163,7 @@ def test_experiments_release_and_rollback_change_what_is_served_only_when_asked(
 
 def test_queued_experiments_move_no_alias_and_change_no_served_model(repo: PipelineRepo) -> None:
     repo.save_served_set()
+    work_tree = repo.git("status", "--porcelain")
     store = sorted(p.name for p in (repo.bentoml_home / "models").glob("*/*") if p.name != "latest")
     client = MlflowClient(tracking_uri=f"sqlite:///{repo.path / 'mlflow.db'}")
     before = {name: (dict(client.get_registered_model(name).aliases),
@@ -177,7 +178,8 @@ def test_queued_experiments_move_no_alias_and_change_no_served_model(repo: Pipel
     shown = experiments(repo)
     for name in ("lda-lsqr", "lda-eigen"):
         assert shown[name]["metrics/promotion/iris.json:verdict"] == "would promote", shown[name]
-    assert repo.git("status", "--porcelain").strip() == ""  # the workspace, its served set included, as it was
+    assert repo.git("status", "--porcelain") == work_tree  # the workspace, its served set included, as it was
+    assert "models/bento_models.json" not in work_tree
     after = {name: (dict(client.get_registered_model(name).aliases),
                     {v.version for v in client.search_model_versions(f"name = '{name}'")})
              for name in ("housing-regressor", "iris-classifier")}

@@ -171,10 +171,12 @@ def test_feedback_stores_once_and_rejects_unknown_and_bad_values(ab_server: Live
         batch = client.post("/housing/predict_batch", headers={"X-Request-ID": "fb-batch"},
                             json={"records": [features(r, "housing") for r in records["housing"][1:4]]})
         assert batch.status_code == 200
-        many = client.post("/housing/feedback_batch", json={"items": [
+        answered = client.post("/housing/feedback_batch", json={"items": [
             {"request_id": "fb-batch", "position": 2, "actual": 100000.0},
             {"request_id": "fb-batch", "position": 2, "actual": 100000.0},
-            {"request_id": "fb-batch", "position": 3, "actual": 100000.0}]}).json()
+            {"request_id": "fb-batch", "position": 3, "actual": 100000.0}]})
+        assert answered.status_code == 200, answered.text
+        many = answered.json()
         assert [r["status"] for r in many["results"]] == ["stored", "duplicate", "unknown"]
         assert (many["stored"], many["duplicate"], many["unknown"]) == (1, 1, 1)
         flood = client.post("/housing/feedback_batch", json={"items": [  # more than may wait: refused, not queued

@@ -55,7 +55,8 @@ def project_fast_params() -> dict[str, Any]:
 
 
 def venv_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    # not the session's served set either (SERVED_MODELS, tests/conftest.py): a repository serves its own
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_")) and k != "SERVED_MODELS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("HOUSING_CSV", None)
     env.update(extra)
