@@ -27,7 +27,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
 COPY_EXPLANATIONS = f"COPY explanations ({', '.join(EXPLANATION_COLUMNS)}) FROM STDIN"
 COPY_ERRORS = f"COPY request_errors ({', '.join(ERROR_COLUMNS)}) FROM STDIN"
-PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0, "champion", 0)],
+PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0, "champion", 0, 0)],
               [("1970-01-01T00:00:00+00:00", "", "", 0, "{}", 0.0)])
 
 

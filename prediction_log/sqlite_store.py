@@ -31,7 +31,7 @@ INSERT_EXPLANATIONS = (f"INSERT INTO explanations ({', '.join(EXPLANATION_COLUMN
 INSERT_ERRORS = (f"INSERT INTO request_errors ({', '.join(ERROR_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(ERROR_COLUMNS))})")
 # A row of each table, inserted and rolled back by the probe of an unhealthy log: the tables still take rows.
-PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0, "champion", 0)], [("", "", "", 0, "{}", 0.0)])
+PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0, "champion", 0, 0)], [("", "", "", 0, "{}", 0.0)])
 
 
 class SQLiteStore:

@@ -1,0 +1,161 @@
+"""Large prediction logs for the monitoring benchmarks: the rows a live service logged, repeated with spread times.
+
+The seed is what a real `bentoml serve` logged for real requests (its predictions.db: predictions and rejected
+requests, as the writer encoded them). A log of N predictions repeats the seed's requests until it holds N rows;
+copy c of a request gets the id `<id>~<c>` and a time spread evenly over `span` ending at `end`, the rows of one
+request sharing it, and its sample key is computed as the writer computes it. Rows go in in time order with the
+secondary indexes dropped and rebuilt afterwards (the migrations' own statements): the same tables and indexes
+as a log the service grew, built in minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prediction_log.sample_key import sample_key
+from prediction_log.schema import (
+    ERROR_COLUMNS,
+    MIGRATIONS,
+    PREDICTION_COLUMNS,
+    migrate_postgresql,
+    migrate_sqlite,
+)
+
+CHUNK = 50_000
+TABLES = ("predictions", "request_errors")
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What a live service logged: prediction rows grouped by request, and its rejected requests."""
+
+    requests: list[list[tuple]]  # each request's rows: (request_id, task, model, inputs, prediction, latency_ms, arm,
+                                 # position), inputs and prediction as the JSON text the store holds
+    errors: list[tuple]          # (request_id, task, status, error, latency_ms)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(request) for request in self.requests)
+
+
+def read_seed(db_path: Path) -> Seed:
+    """The predictions and rejected requests of a service's SQLite log, in log order."""
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        requests: dict[tuple[str, str], list[tuple]] = {}
+        for row in db.execute("SELECT request_id, task, model, inputs, prediction, latency_ms, arm, position "
+                              "FROM predictions ORDER BY id"):
+            requests.setdefault((row[0], row[6]), []).append(row)
+        errors = db.execute("SELECT request_id, task, status, error, latency_ms FROM request_errors ORDER BY id")
+        return Seed(list(requests.values()), errors.fetchall())
+
+
+def _rows(seed: Seed, predictions: int, end: datetime, span: timedelta) -> Iterator[tuple[str, tuple]]:
+    """(table, values) in time order: copies of the seed's requests until `predictions` prediction rows."""
+    copies = -(-predictions // seed.rows)
+    slots = len(seed.requests) + len(seed.errors)
+    step = span / (copies * slots)
+    start = end - span
+    written = 0
+    for copy in range(copies):
+        for index, request in enumerate(seed.requests):
+            ts = (start + step * (copy * slots + index)).isoformat(timespec="microseconds")
+            for request_id, task, model, inputs, prediction, latency, arm, position in request:
+                if written == predictions:
+                    return
+                new_id = f"{request_id}~{copy}"
+                yield "predictions", (ts, new_id, task, model, inputs, prediction, latency, arm, position,
+                                      sample_key(task, new_id, position, arm, ts))
+                written += 1
+        for index, (request_id, task, status, error, latency) in enumerate(seed.errors):
+            ts = (start + step * (copy * slots + len(seed.requests) + index)).isoformat(timespec="microseconds")
+            yield "request_errors", (ts, f"{request_id}~{copy}", task, status, error, latency)
+
+
+def _index_statements(dialect: str) -> list[str]:
+    return [statement for version in sorted(MIGRATIONS) for statement in MIGRATIONS[version][dialect]
+            if statement.startswith("CREATE INDEX") and any(f" ON {table} " in statement for table in TABLES)]
+
+
+def _index_names(dialect: str) -> list[str]:
+    return [statement.split()[5] for statement in _index_statements(dialect)]
+
+
+def build_sqlite(path: Path, seed: Seed, predictions: int, end: datetime, span: timedelta) -> dict[str, Any]:
+    """A SQLite log at `path` holding `predictions` prediction rows (and the seed's share of errors)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrate_sqlite(db)
+        for name in _index_names("sqlite"):
+            db.execute(f"DROP INDEX {name}")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA cache_size=-262144")
+        inserts = {"predictions": f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
+                                  f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})",
+                   "request_errors": f"INSERT INTO request_errors ({', '.join(ERROR_COLUMNS)}) "
+                                     f"VALUES ({', '.join('?' * len(ERROR_COLUMNS))})"}
+        counts = _load(_rows(seed, predictions, end, span),
+                       lambda table, chunk: _sqlite_chunk(db, inserts[table], chunk))
+        for statement in _index_statements("sqlite"):
+            db.execute(statement)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    return {**counts, "bytes": path.stat().st_size}
+
+
+def _sqlite_chunk(db: sqlite3.Connection, insert: str, chunk: list[tuple]) -> None:
+    db.execute("BEGIN")
+    db.executemany(insert, chunk)
+    db.execute("COMMIT")
+
+
+def build_postgres(url: str, seed: Seed, predictions: int, end: datetime, span: timedelta) -> dict[str, Any]:
+    """The same rows in an empty PostgreSQL database, loaded with COPY, then indexed and analyzed."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        migrate_postgresql(connection)
+        for name in _index_names("postgresql"):
+            connection.execute(f"DROP INDEX {name}")
+        copies = {"predictions": f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN",
+                  "request_errors": f"COPY request_errors ({', '.join(ERROR_COLUMNS)}) FROM STDIN"}
+
+        def copy_chunk(table: str, chunk: list[tuple]) -> None:
+            with connection.transaction(), connection.cursor() as cursor, cursor.copy(copies[table]) as copy:
+                for row in chunk:
+                    copy.write_row(row)
+
+        counts = _load(_rows(seed, predictions, end, span), copy_chunk)
+        for statement in _index_statements("postgresql"):
+            connection.execute(statement)
+        connection.execute("VACUUM ANALYZE predictions")
+        connection.execute("VACUUM ANALYZE request_errors")
+        size = connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return {**counts, "bytes": int(size)}
+
+
+def _load(rows: Iterator[tuple[str, tuple]], write: Any) -> dict[str, int]:
+    """Write the rows in chunks per table, in order; the count per table."""
+    chunks: dict[str, list[tuple]] = {table: [] for table in TABLES}
+    counts = dict.fromkeys(TABLES, 0)
+    for table, values in rows:
+        chunk = chunks[table]
+        chunk.append(values)
+        counts[table] += 1
+        if len(chunk) >= CHUNK:
+            write(table, chunk)
+            chunk.clear()
+    for table, chunk in chunks.items():
+        if chunk:
+            write(table, chunk)
+    return counts
