@@ -84,12 +84,13 @@ def _packaged_profile(tag: str) -> dict[str, Any] | None:
         return None
 
 
-def not_enough(task: str, n: int, needed: int, since: str | None) -> str:
-    """Too few predictions to judge: how many there are, how many are needed, and how to get there."""
-    return (f"not enough predictions yet: {n} {task} prediction{'s' if n != 1 else ''} {since_label(since)}, "
-            f"{needed} are needed to judge drift (monitoring.report.min_rows). Send the service more traffic "
-            f"(POST /{task}/predict), widen the window (--since 7d; make monitor SINCE=7d), or lower min_rows "
-            "in params.yaml")
+def not_enough(task: str, n: int, needed: int, window: str | None) -> str:
+    """Too few predictions to judge (`window`: the --since given): how many there are, how many are needed, and how
+    to get there."""
+    where = f"in the last {window}" if window else "in the whole log"
+    return (f"not enough predictions yet: {n} {task} prediction{'s' if n != 1 else ''} {where}, {needed} are needed "
+            f"to judge drift (monitoring.report.min_rows). Send the service more traffic (POST /{task}/predict), "
+            "widen the window (--since 7d; make monitor SINCE=7d), or lower min_rows in params.yaml")
 
 
 def verdict_of(drifted: bool, missing: list[str]) -> tuple[str, int]:
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             rejected = f" ({ops['requests']} rejected requests)" if ops["requests"] else ""
             raise LogProblem(f"no {args.task} predictions {since_label(since)} in {location}{rejected}")
         if n < settings.min_rows:
-            raise LogProblem(not_enough(args.task, n, settings.min_rows, since))
+            raise LogProblem(not_enough(args.task, n, settings.min_rows, args.since))
         newest = window.newest_model()
         assert newest is not None
         sample = draw(window, settings.sample_rows, settings.sample_seed, n)
