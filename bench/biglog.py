@@ -55,6 +55,40 @@ def read_seed(db_path: Path) -> Seed:
         return Seed(list(requests.values()), errors.fetchall())
 
 
+def record_seed(repo: Path, work_dir: Path, code_root: Path, requests: int = 3000) -> Seed:
+    """What a live `bentoml serve` of the project (1 worker, logging to SQLite) logs for real requests: single and
+    batch housing predictions from the test split, iris predictions, and some invalid requests (400)."""
+    import httpx
+    import pandas as pd
+
+    from bench.servers import ProjectServer
+    from bench.workload import housing_rows
+
+    housing = housing_rows(repo, requests)
+    iris = pd.read_csv(repo / "data" / "prepared" / "iris" / "test.csv").drop(columns="species")
+    iris_rows = iris.to_dict(orient="records")
+    server = ProjectServer(work_dir, 1, code_root, repo)
+    server.start()
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for i in range(requests):
+                if i % 50 == 49:  # invalid: rejected with 400, a row of request_errors
+                    answer = client.post("/housing/predict", json={"longitude": "east"})
+                elif i % 10 == 9:  # a batch of 4 records
+                    batch = [housing[(i + k) % len(housing)] for k in range(4)]
+                    answer = client.post("/housing/predict_batch", json={"records": batch})
+                elif i % 4 == 3:
+                    answer = client.post("/iris/predict", json=iris_rows[i % len(iris_rows)])
+                else:
+                    answer = client.post("/housing/predict", json=housing[i % len(housing)])
+                if answer.status_code not in (200, 400):
+                    raise RuntimeError(f"the seed server answered {answer.status_code}: {answer.text[:300]}")
+    finally:
+        server.stop()
+    return read_seed(server.log_dir / "predictions.db")
+
+
 def _rows(seed: Seed, predictions: int, end: datetime, span: timedelta) -> Iterator[tuple[str, tuple]]:
     """(table, values) in time order: copies of the seed's requests until `predictions` prediction rows."""
     copies = -(-predictions // seed.rows)
