@@ -4,7 +4,9 @@
 
 Each batch is one short transaction sized to take about `--budget-ms` (prediction_log/batches.py; at most
 `--batch` rows per table), followed by a pause nine times as long, so the service's writers wait a few
-milliseconds at most and hold the lock nine tenths of the time; a SQLite log's WAL is checkpointed afterwards.
+milliseconds at most and hold the lock nine tenths of the time. A SQLite log's WAL is checkpointed after every
+batch: otherwise the pages the deletes wrote are copied back by whichever commit passes SQLite's auto-checkpoint
+threshold, most often one of the service's, which then waits for the copy and its fsync (p99 x13 measured).
 The service does the same on its own when PREDICTION_LOG_RETENTION_DAYS is set. Exit 0 with the count of
 deleted rows, 2 when the log cannot be reached. Measured on a 10-million-row log beside a live server:
 bench/prune-under-load/.
@@ -42,6 +44,7 @@ def prune(location: LogLocation, days: float, batch: int = PRUNE_BATCH, budget_s
             if deleted == 0:
                 break
             size.took(took)
+            store.checkpoint()  # the pages this batch wrote: a checkpoint of ours, not in a commit of the service's
             time.sleep(BatchSize.pause_s(took, PAUSE_S))
         store.checkpoint()
         return total
