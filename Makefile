@@ -69,11 +69,12 @@ report: install
 TASK ?= housing
 SINCE ?= 24h
 MONITOR_OUT ?= reports
+MAKE_EXIT ?= .make/make_exit.so
 ifneq ($(filter monitor,$(MAKECMDGOALS)),)
--load .make/make_exit.so
+-load $(MAKE_EXIT)
 endif
-.make/make_exit.so: scripts/make_exit.c
-	@mkdir -p .make
+$(MAKE_EXIT): scripts/make_exit.c
+	@mkdir -p $(dir $@)
 	@$(CC) -shared -fPIC -O2 -o $@ $< 2>/dev/null || echo "make monitor: no C compiler, so make exits 2 on any non-zero code" >&2
 .PHONY: monitor-run
 monitor-run: install

@@ -17,14 +17,14 @@ import pytest
 from monitoring.logquery import Window, open_window
 from monitoring.operations import PERCENTILES, VALUE_PERCENTILES, bucket_width, operations, prediction_distribution
 from monitoring.sample import draw
-from prediction_log.location import sqlite_in
+from prediction_log.location import LogLocation, sqlite_in
 from prediction_log.store import ErrorRow, PredictionRow
 from prediction_log.writer import PredictionLog
 
 NOW = datetime.now(UTC)
 
 
-def write_log(directory: Path, requests: int, hours: float = 10, old: int = 0, seed: int = 0) -> None:
+def write_log(directory: Path | LogLocation, requests: int, hours: float = 10, old: int = 0, seed: int = 0) -> None:
     """`requests` housing requests spread over the last `hours` (every 7th a batch of 3 records, every 5th shadowed,
     every 11th answered by the challenger), one rejected request in 20, and `old` requests two days back."""
     rng = np.random.default_rng(seed)
