@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from domain.schema import TASKS
 from monitoring.dialect import DIALECTS, Dialect
@@ -117,16 +114,6 @@ def _schema_version(connection: Any) -> int:
     return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
 
 
-def _frame(connection: Any, query: str, args: tuple, columns: list[str]) -> pd.DataFrame:
-    cursor = connection.execute(query, args)
-    return pd.DataFrame(cursor.fetchall(), columns=columns)
-
-
-def _json(value: Any) -> Any:
-    """A JSON column as Python: SQLite returns the text, PostgreSQL's JSONB arrives decoded."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _as_location(log: LogLocation | Path | str) -> LogLocation:
     return log if isinstance(log, LogLocation) else sqlite_in(log)
 
@@ -177,6 +164,20 @@ class Window:
         self.executed.append((sql, args))
         return self.connection.execute(sql, args).fetchall()
 
+    def stream(self, sql: str, args: tuple, size: int) -> Iterator[list[tuple]]:
+        """A large result in batches of `size` rows, never whole (PostgreSQL: a server-side cursor; a client-side
+        one would receive every row at once)."""
+        self.executed.append((sql, args))
+        if self.location.kind == "postgresql":
+            with self.connection.transaction(), self.connection.cursor(name="window_rows") as cursor:
+                cursor.execute(sql, args)
+                while batch := cursor.fetchmany(size):
+                    yield batch
+            return
+        cursor = self.connection.execute(sql, args)
+        while batch := cursor.fetchmany(size):
+            yield batch
+
     def newest_model(self) -> str | None:
         """The model tag of the newest answered prediction in the window."""
         source, args = self.where()
@@ -203,29 +204,3 @@ def logged_tasks(log: LogLocation | Path | str, since: str | None) -> list[str]:
                                   f"OR EXISTS (SELECT 1 FROM request_errors{where})", args + args).fetchone()[0]:
                 found.append(task)
     return found
-
-
-FEEDBACK_COLUMNS = ["ts", "request_id", "position", "model", "arm", "prediction", "actual", "feedback_ts"]
-
-
-def read_feedback(log: LogLocation | Path | str, task: str, since: str | None) -> pd.DataFrame:
-    """Every prediction row of `task` logged at or after `since` that has feedback, with its true value: one row
-    per logged prediction (a shadowed record gives two, its champion's and its shadow row; of an arm's predictions
-under one reused request id only the newest), in log order.
-    Columns FEEDBACK_COLUMNS; prediction and actual are JSON-decoded."""
-    location = _as_location(log)
-    where, args = _where(location, task, since, table="p")
-    query = ("SELECT p.ts, p.request_id, p.position, p.model, p.arm, p.prediction, f.actual, f.ts FROM predictions p "
-             "JOIN feedback f ON f.task = p.task AND f.request_id = p.request_id AND f.position = p.position"
-             f"{where} ORDER BY p.id")
-    with _reader(location) as connection:
-        if _schema_version(connection) < ARMS_VERSION:  # an old log no current server has opened: no feedback yet
-            return pd.DataFrame(columns=FEEDBACK_COLUMNS)
-        frame = _frame(connection, query, args, FEEDBACK_COLUMNS)
-    frame["prediction"] = [_json(value) for value in frame["prediction"]]
-    frame["actual"] = [_json(value) for value in frame["actual"]]
-    for column in ("ts", "feedback_ts"):
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    frame["position"] = frame["position"].astype(int)
-    # a request id a client reused: its feedback is for the newest prediction of each arm (as the service scores it)
-    return frame.drop_duplicates(["request_id", "position", "arm"], keep="last").reset_index(drop=True)
