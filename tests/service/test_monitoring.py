@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -268,6 +269,10 @@ def test_sampled_verdicts_are_the_full_window_verdicts(built_repo: PipelineRepo,
 def test_make_monitor_exits_with_the_monitors_own_code(built_repo: PipelineRepo, tmp_path: Path) -> None:
     """`make monitor` ends with the code the tools gave (drift: 1), not make's 2, and "not enough predictions yet"
     is a message, not make's "Error" line; without a C compiler (CC=false) make keeps its 2 and says why."""
+    if shutil.which("cc") is None:
+        if os.environ.get("REQUIRE_MONITORING_TESTS") == "1":
+            pytest.fail("REQUIRE_MONITORING_TESTS=1 but there is no C compiler (scripts/install-monitoring-tools.sh)")
+        pytest.skip("no C compiler for make monitor's exit helper: run scripts/install-monitoring-tools.sh")
     drifted = traffic(built_repo, "housing", 400, seed=41, income_factor=1.5)
     write_log(tmp_path / "drifted", "housing", model_tag(built_repo, "housing"), drifted,
               logged_predictions(built_repo, "housing", drifted))
