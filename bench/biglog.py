@@ -1,9 +1,10 @@
 """Large prediction logs for the monitoring benchmarks: the rows a live service logged, repeated with spread times.
 
-The seed is what a real `bentoml serve` logged for real requests (its predictions.db: predictions and rejected
-requests, as the writer encoded them). A log of N predictions repeats the seed's requests until it holds N rows;
-copy c of a request gets the id `<id>~<c>` and a time spread evenly over `span` ending at `end`, the rows of one
-request sharing it, and its sample key is computed as the writer computes it. Rows go in in time order with the
+The seed is what a real `bentoml serve` logged for real requests (its predictions.db: predictions, rejected
+requests and the true values sent back to /housing/feedback, as the service stored them). A log of N predictions
+repeats the seed's requests until it holds N rows; copy c of a request gets the id `<id>~<c>` and a time spread
+evenly over `span` ending at `end`, the rows of one request sharing it (its feedback a second later), and its
+sample key is computed as the writer computes it. Rows go in in time order with the
 secondary indexes dropped and rebuilt afterwards (the migrations' own statements): the same tables and indexes
 as a log the service grew, built in minutes.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from prediction_log.sample_key import sample_key
 from prediction_log.schema import (
     ERROR_COLUMNS,
+    FEEDBACK_COLUMNS,
     MIGRATIONS,
     PREDICTION_COLUMNS,
     migrate_postgresql,
@@ -28,7 +30,8 @@ from prediction_log.schema import (
 )
 
 CHUNK = 50_000
-TABLES = ("predictions", "request_errors")
+TABLES = ("predictions", "request_errors", "feedback")
+COLUMNS = {"predictions": PREDICTION_COLUMNS, "request_errors": ERROR_COLUMNS, "feedback": FEEDBACK_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Seed:
     requests: list[list[tuple]]  # each request's rows: (request_id, task, model, inputs, prediction, latency_ms, arm,
                                  # position), inputs and prediction as the JSON text the store holds
     errors: list[tuple]          # (request_id, task, status, error, latency_ms)
+    feedback: dict[tuple[str, str], list[tuple]]  # (task, request_id) -> [(position, actual JSON text)]
 
     @property
     def rows(self) -> int:
@@ -52,12 +56,17 @@ def read_seed(db_path: Path) -> Seed:
                               "FROM predictions ORDER BY id"):
             requests.setdefault((row[0], row[6]), []).append(row)
         errors = db.execute("SELECT request_id, task, status, error, latency_ms FROM request_errors ORDER BY id")
-        return Seed(list(requests.values()), errors.fetchall())
+        feedback: dict[tuple[str, str], list[tuple]] = {}
+        for task, request_id, position, actual in db.execute("SELECT task, request_id, position, actual FROM "
+                                                             "feedback ORDER BY id"):
+            feedback.setdefault((task, request_id), []).append((position, actual))
+        return Seed(list(requests.values()), errors.fetchall(), feedback)
 
 
 def record_seed(repo: Path, work_dir: Path, code_root: Path, requests: int = 3000) -> Seed:
     """What a live `bentoml serve` of the project (1 worker, logging to SQLite) logs for real requests: single and
-    batch housing predictions from the test split, iris predictions, and some invalid requests (400)."""
+    batch housing predictions from the test split, iris predictions, some invalid requests (400), and the true
+    values of every third single housing prediction sent back (POST /housing/feedback_batch)."""
     import httpx
     import pandas as pd
 
@@ -65,6 +74,7 @@ def record_seed(repo: Path, work_dir: Path, code_root: Path, requests: int = 300
     from bench.workload import housing_rows
 
     housing = housing_rows(repo, requests)
+    truth = pd.read_csv(repo / "data" / "prepared" / "housing" / "test.csv").dropna()["median_house_value"].tolist()
     iris = pd.read_csv(repo / "data" / "prepared" / "iris" / "test.csv").drop(columns="species")
     iris_rows = iris.to_dict(orient="records")
     server = ProjectServer(work_dir, 1, code_root, repo)
@@ -72,6 +82,7 @@ def record_seed(repo: Path, work_dir: Path, code_root: Path, requests: int = 300
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=30) as client:
+            feedback = []
             for i in range(requests):
                 if i % 50 == 49:  # invalid: rejected with 400, a row of request_errors
                     answer = client.post("/housing/predict", json={"longitude": "east"})
@@ -81,8 +92,15 @@ def record_seed(repo: Path, work_dir: Path, code_root: Path, requests: int = 300
                 elif i % 4 == 3:
                     answer = client.post("/iris/predict", json=iris_rows[i % len(iris_rows)])
                 else:
-                    answer = client.post("/housing/predict", json=housing[i % len(housing)])
+                    answer = client.post("/housing/predict", json=housing[i % len(housing)],
+                                         headers={"X-Request-ID": f"seed-{i}"})
+                    if i % 3 == 0:
+                        feedback.append({"request_id": f"seed-{i}", "actual": truth[i % len(housing)]})
                 if answer.status_code not in (200, 400):
+                    raise RuntimeError(f"the seed server answered {answer.status_code}: {answer.text[:300]}")
+            for start in range(0, len(feedback), 100):
+                answer = client.post("/housing/feedback_batch", json={"items": feedback[start:start + 100]})
+                if answer.status_code != 200:
                     raise RuntimeError(f"the seed server answered {answer.status_code}: {answer.text[:300]}")
     finally:
         server.stop()
@@ -106,6 +124,10 @@ def _rows(seed: Seed, predictions: int, end: datetime, span: timedelta) -> Itera
                 yield "predictions", (ts, new_id, task, model, inputs, prediction, latency, arm, position,
                                       sample_key(task, new_id, position, arm, ts))
                 written += 1
+            request_id, task = request[0][:2]
+            arrived = (start + step * (copy * slots + index) + timedelta(seconds=1)).isoformat(timespec="microseconds")
+            for position, actual in seed.feedback.get((task, request_id), ()):
+                yield "feedback", (arrived, task, f"{request_id}~{copy}", position, actual)
         for index, (request_id, task, status, error, latency) in enumerate(seed.errors):
             ts = (start + step * (copy * slots + len(seed.requests) + index)).isoformat(timespec="microseconds")
             yield "request_errors", (ts, f"{request_id}~{copy}", task, status, error, latency)
@@ -133,10 +155,8 @@ def build_sqlite(path: Path, seed: Seed, predictions: int, end: datetime, span: 
             db.execute(f"DROP INDEX {name}")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA cache_size=-262144")
-        inserts = {"predictions": f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
-                                  f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})",
-                   "request_errors": f"INSERT INTO request_errors ({', '.join(ERROR_COLUMNS)}) "
-                                     f"VALUES ({', '.join('?' * len(ERROR_COLUMNS))})"}
+        inserts = {table: f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                   for table, columns in COLUMNS.items()}
         counts = _load(_rows(seed, predictions, end, span),
                        lambda table, chunk: _sqlite_chunk(db, inserts[table], chunk))
         for statement in _index_statements("sqlite"):
@@ -161,8 +181,7 @@ def build_postgres(url: str, seed: Seed, predictions: int, end: datetime, span: 
         migrate_postgresql(connection)
         for name in _index_names("postgresql"):
             connection.execute(f"DROP INDEX {name}")
-        copies = {"predictions": f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN",
-                  "request_errors": f"COPY request_errors ({', '.join(ERROR_COLUMNS)}) FROM STDIN"}
+        copies = {table: f"COPY {table} ({', '.join(columns)}) FROM STDIN" for table, columns in COLUMNS.items()}
 
         def copy_chunk(table: str, chunk: list[tuple]) -> None:
             with connection.transaction(), connection.cursor() as cursor, cursor.copy(copies[table]) as copy:
@@ -172,8 +191,8 @@ def build_postgres(url: str, seed: Seed, predictions: int, end: datetime, span: 
         counts = _load(_rows(seed, predictions, end, span), copy_chunk)
         for statement in _index_statements("postgresql"):
             connection.execute(statement)
-        connection.execute("VACUUM ANALYZE predictions")
-        connection.execute("VACUUM ANALYZE request_errors")
+        for table in TABLES:
+            connection.execute(f"VACUUM ANALYZE {table}")
         size = connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return {**counts, "bytes": int(size)}
 

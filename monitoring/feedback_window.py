@@ -31,19 +31,28 @@ def _newest(alias: str) -> str:
 
 def _source(window: Window, paired: bool = False) -> tuple[str, tuple]:
     """FROM ... WHERE ... of the window's predictions (p) joined with their feedback (f); `paired`: the champion's
-    rows joined with the shadow row (s) of the same record."""
+    rows joined with the shadow row (s) of the same record.
+
+    The join starts from the feedback (usually far fewer rows than the predictions, none at all until clients send
+    any), read through its (task, ts) index: a true value arrives after its prediction was logged, so feedback
+    older than the window cannot belong to it. Each feedback row then finds its predictions by request id. On
+    SQLite, CROSS JOIN keeps that order and INDEXED BY the request-id index (left to itself, SQLite scanned the
+    window's (task, ts) range once per feedback row: 20,000 predictions took 2 minutes); PostgreSQL's planner
+    chooses from its statistics."""
     mark = window.dialect.mark
-    shadow = ("JOIN predictions s ON s.task = p.task AND s.request_id = p.request_id AND s.position = p.position "
-              "AND s.arm = 'shadow' " if paired else "")
-    clauses = [f"p.task = {mark}", _newest("p")]
+    sqlite = window.dialect.kind == "sqlite"
+    join, by_request = ("CROSS JOIN", " INDEXED BY predictions_request_id") if sqlite else ("JOIN", "")
+    shadow = (f"{join} predictions s{by_request} ON s.task = p.task AND s.request_id = p.request_id "
+              "AND s.position = p.position AND s.arm = 'shadow' " if paired else "")
+    clauses = [f"f.task = {mark}", _newest("p")]
     args: list[Any] = [window.task]
     if window.since:
-        clauses.append(f"p.ts >= {mark}")
-        args.append(window.since)
+        clauses += [f"f.ts >= {mark}", f"p.ts >= {mark}"]
+        args += [window.since, window.since]
     if paired:
         clauses += ["p.arm = 'champion'", _newest("s")]
-    return (f"FROM predictions p {shadow}JOIN feedback f ON f.task = p.task AND f.request_id = p.request_id "
-            f"AND f.position = p.position WHERE {' AND '.join(clauses)}", tuple(args))
+    return (f"FROM feedback f {join} predictions p{by_request} ON p.task = f.task AND p.request_id = f.request_id "
+            f"AND p.position = f.position {shadow}WHERE {' AND '.join(clauses)}", tuple(args))
 
 
 def _decoded(rows: list[tuple], columns: list[str], json_columns: tuple[str, ...]) -> pd.DataFrame:
