@@ -40,6 +40,10 @@ class PostgresStore:
     """One worker's connection to the PostgreSQL log. Errors are raised as psycopg.Error (or OSError)."""
 
     errors = (psycopg.Error, OSError)
+    # a delete locks only the rows it deletes (the writers insert beside it): whole batches, and half the time left
+    # to the server's CPU and disk
+    PRUNE_BUDGET_S: float | None = None
+    PRUNE_DUTY = 0.5
 
     def __init__(self, location: LogLocation, on_reopen: Any = None, **_: Any) -> None:
         self.location = location

@@ -2,9 +2,10 @@
 
     python -m prediction_log.prune --days 30 [--log-url URL | --log-dir DIR] [--batch 5000] [--budget-ms 5]
 
-Each batch is one short transaction sized to take about `--budget-ms` (prediction_log/batches.py; at most
-`--batch` rows per table), followed by a pause nine times as long, so the service's writers wait a few
-milliseconds at most and hold the lock nine tenths of the time. A SQLite log's WAL is checkpointed after every
+On SQLite each batch is one short transaction sized to take about `--budget-ms` (prediction_log/batches.py; at
+most `--batch` rows per table), followed by a pause nine times as long, so the service's writers wait a few
+milliseconds at most and hold the lock nine tenths of the time; on PostgreSQL, which locks only the deleted rows,
+each batch is `--batch` rows and the pause as long as the batch took. A SQLite log's WAL is checkpointed after every
 batch: otherwise the pages the deletes wrote are copied back by whichever commit passes SQLite's auto-checkpoint
 threshold, most often one of the service's, which then waits for the copy and its fsync (p99 x13 measured).
 The service does the same on its own when PREDICTION_LOG_RETENTION_DAYS is set. Exit 0 with the count of
@@ -27,12 +28,13 @@ from prediction_log.writer import PRUNE_BATCH, open_store
 PAUSE_S = 0.01  # between batches at least: the service's group commits get the lock in between
 
 
-def prune(location: LogLocation, days: float, batch: int = PRUNE_BATCH, budget_s: float = BUDGET_S) -> int:
-    """Delete every row older than `days` in batches of about `budget_s` each (at most `batch` rows per table);
-    returns how many were deleted."""
+def prune(location: LogLocation, days: float, batch: int = PRUNE_BATCH, budget_s: float | None = None) -> int:
+    """Delete every row older than `days` in batches of at most `batch` rows per table, each sized to take about
+    `budget_s` (default: the store's own budget; PostgreSQL has none); returns how many were deleted."""
     store = open_store(location)
     store.open()
-    size = BatchSize(batch, budget_s=budget_s)
+    size = BatchSize(batch, budget_s if budget_s is not None and store.PRUNE_BUDGET_S is not None
+                     else store.PRUNE_BUDGET_S)
     try:
         before = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="microseconds")
         total = 0
@@ -45,7 +47,7 @@ def prune(location: LogLocation, days: float, batch: int = PRUNE_BATCH, budget_s
                 break
             size.took(took)
             store.checkpoint()  # the pages this batch wrote: a checkpoint of ours, not in a commit of the service's
-            time.sleep(BatchSize.pause_s(took, PAUSE_S))
+            time.sleep(BatchSize.pause_s(took, PAUSE_S, store.PRUNE_DUTY))
         store.checkpoint()
         return total
     finally:
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--log-dir", type=Path)
     parser.add_argument("--batch", type=int, default=PRUNE_BATCH, help="rows per table and transaction at most")
     parser.add_argument("--budget-ms", type=float, default=BUDGET_S * 1000,
-                        help="the time one delete transaction should take (the batch size follows it)")
+                        help="SQLite: the time one delete transaction should hold the lock (the batch size follows "
+                             "it); PostgreSQL's deletes lock only their rows and always take --batch")
     args = parser.parse_args(argv)
     if args.days < 0 or args.batch < 1 or args.budget_ms <= 0:
         parser.error("--days must be >= 0, --batch >= 1 and --budget-ms > 0")

@@ -85,7 +85,8 @@ class PredictionLog:
         self._retention_days = retention_days
         self._next_prune = time.monotonic()
         self._pruning = False  # old rows are left to delete: one batch after each group
-        self._prune_batch = BatchSize(PRUNE_BATCH)  # sized to a few milliseconds: the group after it waits for it
+        # sized to the store's budget (SQLite: a few milliseconds: the group after it waits for the lock)
+        self._prune_batch = BatchSize(PRUNE_BATCH, self.store.PRUNE_BUDGET_S)
         self._later: list[tuple[list, LaterFailure | None]] = []  # rows nobody waits for (write_later)
         self._later_lock = threading.Lock()
 
