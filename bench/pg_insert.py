@@ -29,7 +29,7 @@ RECORD = json.dumps({"longitude": -122.23, "latitude": 37.88, "housing_median_ag
 
 def rows(count: int) -> list[tuple]:
     return [("2026-12-01T00:00:00+00:00", f"bench-{i}", "housing", "housing-regressor:bench", RECORD,
-             str(250_000.0 + i), 1.0, "champion", 0) for i in range(count)]
+             str(250_000.0 + i), 1.0, "champion", 0, i) for i in range(count)]
 
 
 def empty_commit(connection: psycopg.Connection, group: list[tuple]) -> None:

@@ -1,7 +1,8 @@
 """Each served model's error on its last predictions whose true values came back (POST /<task>/feedback).
 
-One window per model in this worker, over the last WINDOW feedbacks it received: RMSE for regression,
-the share of wrong classes (`error_rate`) for classification, the metric names the ModelLiveErrorHigh alert
+One window per model in this worker, over the last WINDOW feedbacks it received: RMSE for regression (in the
+unit of the predictions), the share of wrong classes for classification, each on a gauge of its own
+(bento_service/metrics.py: model_live_rmse_usd, model_live_error_ratio) that the ModelLiveErrorHigh alert
 (monitoring/prometheus/rules.yml) compares with the model's test-split error (`reference_error`). Only the
 models this worker serves get a series, so the label set stays closed even when feedback arrives for an
 older model's predictions.
@@ -17,10 +18,6 @@ from bento_service import metrics
 from domain.schema import SCHEMAS, Kind
 
 WINDOW = 500
-
-
-def metric_name(task: str) -> str:
-    return "rmse" if SCHEMAS[task].kind is Kind.REGRESSION else "error_rate"
 
 
 def prediction_error(task: str, prediction: Any, actual: Any) -> float:
@@ -44,12 +41,14 @@ class LiveError:
     def __init__(self, task: str, models: dict[str, dict[str, Any]], window: int = WINDOW) -> None:
         """`models`: tag -> metadata of every model this worker serves for the task (its "test" scores)."""
         self.task = task
-        self.metric = metric_name(task)
+        self.rmse = SCHEMAS[task].kind is Kind.REGRESSION
+        quantity = metrics.error_quantity(task)
+        self._live = metrics.MODEL_LIVE_ERROR[quantity]
         self._errors = {tag: deque(maxlen=window) for tag in models}
         for tag, metadata in models.items():
             reference = reference_error(task, metadata.get("test") or {})
             if reference is not None:
-                metrics.MODEL_REFERENCE_ERROR.labels(task, tag, self.metric).set(reference)
+                metrics.MODEL_REFERENCE_ERROR[quantity].labels(task, tag).set(reference)
 
     def add(self, model: str, prediction: Any, actual: Any) -> None:
         errors = self._errors.get(model)
@@ -57,5 +56,4 @@ class LiveError:
             return
         errors.append(prediction_error(self.task, prediction, actual))
         mean = sum(errors) / len(errors)
-        metrics.MODEL_LIVE_ERROR.labels(self.task, model, self.metric).set(
-            math.sqrt(mean) if self.metric == "rmse" else mean)
+        self._live.labels(self.task, model).set(math.sqrt(mean) if self.rmse else mean)

@@ -16,7 +16,9 @@ from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 from domain.schema import SCHEMAS, Kind
 
-PREDICTIONS = Counter("predictions", "Records predicted, by task and model", ["task", "model"])
+# Answered records by the arm that answered them: champion, or challenger in A/B mode (shadow predictions are counted
+# apart, SHADOW_PREDICTIONS: they are not answers).
+PREDICTIONS = Counter("predictions", "Records predicted, by task, model and answering arm", ["task", "model", "arm"])
 # Each task's predictions: a histogram of values (regression) or a count per class (classification);
 # names and buckets from the task schema.
 PREDICTION_VALUES = {
@@ -64,13 +66,22 @@ SHADOW_PREDICTIONS = Counter("shadow_predictions", "Records the challenger predi
 SHADOW_SKIPPED = Counter("shadow_predictions_skipped", "Records not shadowed: the worker's shadow backlog was full "
                          "or the challenger failed", ["task", "reason"])
 FEEDBACK = Counter("feedback", "True values received (POST /<task>/feedback), by outcome", ["task", "status"])
-# The error of each served model on the last predictions that received their true value (RMSE for regression,
-# 1 - accuracy as `error_rate` for classification), and the same metric on its held-out test split: the
-# ModelLiveErrorHigh alert compares the two. `livemax`: the worst live worker.
-MODEL_LIVE_ERROR = Gauge("model_live_error", "Error of a model on its last predictions with feedback",
-                         ["task", "model", "metric"], multiprocess_mode="livemax")
-MODEL_REFERENCE_ERROR = Gauge("model_reference_error", "The same error on the model's held-out test split",
-                              ["task", "model", "metric"], multiprocess_mode="livemax")
+# The error of each served model on the last predictions that received their true value, and the same error on its
+# held-out test split: the ModelLiveErrorHigh alert compares the two. One quantity and unit per metric name
+# (Prometheus naming): RMSE in the unit of a regression task's predictions, the unit that ends its prediction
+# metric (a prediction metric ending in _usd gives model_live_rmse_usd), and the share of wrong classes of a
+# classification task (model_live_error_ratio). `livemax`: the worst live worker.
+def error_quantity(task: str) -> str:
+    """The name part of a task's model error: `rmse_<unit>` (regression) or `error_ratio` (classification)."""
+    schema = SCHEMAS[task]
+    return f"rmse_{schema.prediction_metric.rsplit('_', 1)[-1]}" if schema.kind is Kind.REGRESSION else "error_ratio"
+
+
+_QUANTITIES = sorted({error_quantity(task) for task in SCHEMAS})
+MODEL_LIVE_ERROR = {q: Gauge(f"model_live_{q}", f"{q.replace('_', ' ')} of a model on its last predictions with "
+                             "feedback", ["task", "model"], multiprocess_mode="livemax") for q in _QUANTITIES}
+MODEL_REFERENCE_ERROR = {q: Gauge(f"model_reference_{q}", f"{q.replace('_', ' ')} of a model on its held-out test "
+                                  "split", ["task", "model"], multiprocess_mode="livemax") for q in _QUANTITIES}
 # Readiness as /readyz answers it (models loaded, prediction log open), one series per live worker
 # (`liveall`: label pid) so a worker stuck loading shows 0 beside ready siblings; 0 from import on.
 WORKER_READY = Gauge("prediction_worker_ready", "1 when this worker's models are loaded and its prediction log is open",
@@ -115,9 +126,10 @@ def log_reopened(file: str, reason: str) -> None:
     LOG_REOPENS.labels(file, reason).inc()
 
 
-def record_predictions(task: str, model: str, predictions: list) -> None:
-    """Count a task's answered predictions (as logged: a number, or {<target>: class, "probabilities"})."""
-    PREDICTIONS.labels(task, model).inc(len(predictions))
+def record_predictions(task: str, model: str, predictions: list, arm: str = "champion") -> None:
+    """Count a task's answered predictions (as logged: a number, or {<target>: class, "probabilities"}) under the
+    arm that answered them."""
+    PREDICTIONS.labels(task, model, arm).inc(len(predictions))
     if task in PREDICTION_VALUES:
         histogram = PREDICTION_VALUES[task]
         for value in predictions:

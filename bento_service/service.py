@@ -337,7 +337,7 @@ class PredictionService:
             logger.error("answering 503: %s", exc)
             return _unavailable(ctx, "prediction log unavailable; the prediction was not served", request_id)
         predictions = [row.prediction for row in logged]
-        metrics.record_predictions(task, served.tag, predictions)
+        metrics.record_predictions(task, served.tag, predictions, arm)
         if served.drift is not None:  # the champion's: drift of inputs and predictions against its training data
             served.drift.add(rows, predictions)
         if entry.shadow is not None and entry.chooser.shadows:

@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 
 from domain.drift import prediction_value
-from monitoring.logquery import LogWindow
 
 PREDICTION = "prediction"
 
@@ -35,12 +34,23 @@ class DriftSettings:
     drift_share: float
     min_rows: int
     missing_share: float  # data quality, monitoring/data_quality.py
+    sample_rows: int  # the window's sample judged for drift and data quality (monitoring/sample.py)
+    sample_seed: int
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DriftSettings:
         report = params["monitoring"]["report"]
-        return cls(str(report["method"]), float(report["threshold"]), float(report["drift_share"]),
-                   int(report["min_rows"]), float(report["missing_share"]))
+        settings = cls(str(report["method"]), float(report["threshold"]), float(report["drift_share"]),
+                       int(report["min_rows"]), float(report["missing_share"]), int(report["sample_rows"]),
+                       int(report["sample_seed"]))
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """A sample smaller than min_rows could never judge a feature: refuse it (ValueError)."""
+        if self.sample_rows < self.min_rows:
+            raise ValueError(f"monitoring.report.sample_rows ({self.sample_rows}) must be at least min_rows "
+                             f"({self.min_rows})")
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,9 @@ def import_evidently() -> Any:
     return evidently
 
 
-def frames(profile: dict[str, Any], window: LogWindow) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
-    """(reference, current, numeric columns, categorical columns) with the same columns and types.
+def frames(profile: dict[str, Any], sample: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+    """(reference, current, numeric columns, categorical columns) with the same columns and types; `current` is the
+    window's sample (monitoring/sample.py: its `inputs` and `prediction`).
 
     Missing values stay missing (NaN, None): drift is judged on the values that were sent, which is
     what Evidently does with them, and how often a feature was missing is a data-quality finding of
@@ -112,8 +123,8 @@ def frames(profile: dict[str, Any], window: LogWindow) -> tuple[pd.DataFrame, pd
     kinds = {name: spec["kind"] for name, spec in profile["features"].items()}
     kinds[PREDICTION] = profile["prediction"]["kind"]
     reference = pd.DataFrame(profile["sample"])[columns]
-    current = pd.DataFrame.from_records(list(window.predictions["inputs"]), columns=features)
-    current[PREDICTION] = [prediction_value(profile["prediction"], p) for p in window.predictions["prediction"]]
+    current = pd.DataFrame.from_records(list(sample["inputs"]), columns=features)
+    current[PREDICTION] = [prediction_value(profile["prediction"], p) for p in sample["prediction"]]
     numeric = [c for c in columns if kinds[c] == "numeric"]
     categorical = [c for c in columns if kinds[c] == "categorical"]
     for frame in (reference, current):

@@ -113,6 +113,18 @@ def _operations(ops: dict[str, Any]) -> str:
 <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th></tr>{rows}</table>"""
 
 
+def _sample(sample: dict[str, Any]) -> str:
+    """How much of the window the drift and missing-value verdicts saw, and how it was drawn."""
+    if sample["whole_window"]:
+        judged = f"all {sample['window_rows']:,} of them"
+    else:
+        judged = (f"a uniform sample of {sample['rows']:,} (seed {sample['seed']}), {_e(sample['method'])}; a share "
+                  f"measured on it is within {100 * sample['share_margin_95']:.1f} percentage points of the "
+                  "window's (95 %)")
+    return (f'<p class="muted">Window: {sample["window_rows"]:,} predictions; counts, error rates and latency '
+            f"percentiles are exact over all of them. Drift and missing values are judged on {judged}.</p>")
+
+
 def render(summary: dict[str, Any], evidently_html: str) -> str:
     """The full report page for one task and window."""
     drifted = summary["drifted_features"]
@@ -137,6 +149,7 @@ def render(summary: dict[str, Any], evidently_html: str) -> str:
 <h1>Monitoring report: {_e(summary["task"])}</h1>
 <p class="muted">Predictions {_e(summary["window"])}; generated {_e(summary["generated_at"])}.
 Reference: {_e(reference["source"])} ({reference["sample_rows"]} of {reference["training_rows"]} training rows).</p>
+{_sample(summary["sample"])}
 <div class="verdict {tone}">{_e(headline)}
 <span class="muted">(exit code {summary["exit_code"]})</span></div>
 <h2>Drift by column</h2>

@@ -1,25 +1,26 @@
-"""The query layer over the prediction log: one task's rows in a time window, as data frames.
+"""The query layer over the prediction log: one task's window of rows, asked of the store.
 
-Everything offline that reads the log (`make report`, `make monitor`) goes through `read_window`,
-so the same `--since` selects the same rows everywhere, from SQLite (read-only, safe beside a running
-server) or PostgreSQL alike.
+Everything offline that reads the log (`make report`, `make monitor`) goes through a `Window`, so the same
+`--since` selects the same rows everywhere, from SQLite (read-only, safe beside a running server) or
+PostgreSQL alike. A window is never loaded: counts, percentiles and distributions are computed by the store
+(monitoring/operations.py, monitoring/dialect.py) and drift is judged on a bounded sample the store draws
+(monitoring/sample.py), so memory stays flat however many rows the window holds. The window's queries are
+range scans of the (task, ts) indexes; `Window.executed` keeps them for a look at their plans.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import re
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from domain.schema import TASKS
+from monitoring.dialect import DIALECTS, Dialect
 from prediction_log.location import LocationError, LogLocation, resolve, sqlite_in
 from prediction_log.schema import ARMS_VERSION
 
@@ -29,15 +30,6 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 class LogProblem(Exception):
     """The log cannot answer the question (missing, unreadable, nothing in the window)."""
-
-
-@dataclass(frozen=True)
-class LogWindow:
-    task: str
-    since: str | None
-    predictions: pd.DataFrame  # ts, request_id, model, inputs (dict), prediction (JSON value), latency_ms, arm,
-                               # position
-    errors: pd.DataFrame       # ts, request_id, status, latency_ms
 
 
 def parse_since(text: str | None) -> str | None:
@@ -72,7 +64,7 @@ def location_from(args: argparse.Namespace) -> LogLocation:
 
 def _where(location: LogLocation, task: str | None, since: str | None, answered: bool = False,
            table: str = "") -> tuple[str, tuple]:
-    mark = "?" if location.kind == "sqlite" else "%s"
+    mark = DIALECTS[location.kind].mark
     column = f"{table}." if table else ""
     clauses, args = [], []
     if task is not None:
@@ -122,75 +114,93 @@ def _schema_version(connection: Any) -> int:
     return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
 
 
-def _frame(connection: Any, query: str, args: tuple, columns: list[str]) -> pd.DataFrame:
-    cursor = connection.execute(query, args)
-    return pd.DataFrame(cursor.fetchall(), columns=columns)
-
-
-def _json(value: Any) -> Any:
-    """A JSON column as Python: SQLite returns the text, PostgreSQL's JSONB arrives decoded."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _as_location(log: LogLocation | Path | str) -> LogLocation:
     return log if isinstance(log, LogLocation) else sqlite_in(log)
 
 
+def as_utc(value: Any) -> datetime:
+    """A logged time as an aware UTC datetime (SQLite holds ISO text, PostgreSQL returns its session's zone)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC)
+
+
+class Window:
+    """One task's rows logged at or after `since` (ISO UTC; None: all), asked of the store through one read-only
+    connection. Shadow rows (the challenger's, logged but not answered) are not traffic: `answered` leaves them
+    out, and counting them would double every shadowed request."""
+
+    def __init__(self, connection: Any, location: LogLocation, task: str, since: str | None) -> None:
+        self.connection = connection
+        self.location = location
+        self.task = task
+        self.since = since
+        self.dialect: Dialect = DIALECTS[location.kind]
+        self.version = _schema_version(connection)
+        self.executed: list[tuple[str, tuple]] = []  # every query run, with its arguments
+
+    @property
+    def has_arms(self) -> bool:
+        return self.version >= ARMS_VERSION
+
+    def where(self, table: str = "predictions", answered: bool = True, first_rows: bool = False) -> tuple[str, tuple]:
+        """`FROM table WHERE ...` of the window, and its arguments. `first_rows`: one row per answered request
+        (its first record; a batch's records share the request's latency)."""
+        where, args = _where(self.location, self.task, self.since,
+                             answered=table == "predictions" and answered and self.has_arms)
+        if first_rows:
+            condition, more = self.first_row()
+            where, args = f"{where} AND {condition}", args + more
+        return f"FROM {table}{where}", args
+
+    def first_row(self) -> tuple[str, tuple]:
+        """A condition on a prediction row (and its arguments): the row is its request's first record, the one
+        that stands for the request (a batch's records share the request's latency)."""
+        if self.has_arms:
+            return "position = 0", ()
+        where, args = _where(self.location, self.task, self.since)  # a log from before positions: the first row
+        return f"id IN (SELECT MIN(id) FROM predictions{where} GROUP BY request_id)", args  # under each request id
+
+    def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        self.executed.append((sql, args))
+        return self.connection.execute(sql, args).fetchall()
+
+    def stream(self, sql: str, args: tuple, size: int) -> Iterator[list[tuple]]:
+        """A large result in batches of `size` rows, never whole (PostgreSQL: a server-side cursor; a client-side
+        one would receive every row at once)."""
+        self.executed.append((sql, args))
+        if self.location.kind == "postgresql":
+            with self.connection.transaction(), self.connection.cursor(name="window_rows") as cursor:
+                cursor.execute(sql, args)
+                while batch := cursor.fetchmany(size):
+                    yield batch
+            return
+        cursor = self.connection.execute(sql, args)
+        while batch := cursor.fetchmany(size):
+            yield batch
+
+    def newest_model(self) -> str | None:
+        """The model tag of the newest answered prediction in the window."""
+        source, args = self.where()
+        found = self.rows(f"SELECT model {source} ORDER BY ts DESC, id DESC LIMIT 1", args)
+        return found[0][0] if found else None
+
+
+@contextlib.contextmanager
+def open_window(log: LogLocation | Path | str, task: str, since: str | None) -> Iterator[Window]:
+    """A `Window` of `task` over a read-only connection, closed afterwards. Raises LogProblem."""
+    location = _as_location(log)
+    with _reader(location) as connection:
+        yield Window(connection, location, task, since)
+
+
 def logged_tasks(log: LogLocation | Path | str, since: str | None) -> list[str]:
-    """Tasks with at least one prediction or rejected request in the window, sorted."""
+    """The declared tasks with at least one prediction or rejected request in the window (one index probe each)."""
     location = _as_location(log)
-    where, args = _where(location, None, since)
+    found = []
     with _reader(location) as connection:
-        rows = connection.execute(f"SELECT DISTINCT task FROM predictions{where} UNION "
-                                  f"SELECT DISTINCT task FROM request_errors{where}", args + args).fetchall()
-    return sorted(row[0] for row in rows)
-
-
-def read_window(log: LogLocation | Path | str, task: str, since: str | None, shadow: bool = False) -> LogWindow:
-    """Predictions and rejected requests of `task` logged at or after `since` (ISO UTC; None: all), in the
-    same shape whichever store holds them. Shadow rows (the challenger's, logged but not answered) only with
-    `shadow`: they are not traffic, and counting them would double every shadowed request."""
-    location = _as_location(log)
-    errors_where, errors_args = _where(location, task, since)
-    prediction_columns = ["ts", "request_id", "model", "inputs", "prediction", "latency_ms", "arm", "position"]
-    error_columns = ["ts", "request_id", "status", "latency_ms"]
-    with _reader(location) as connection:
-        has_arms = _schema_version(connection) >= ARMS_VERSION
-        where, args = _where(location, task, since, answered=has_arms and not shadow)
-        selected = prediction_columns if has_arms else [*prediction_columns[:-2], "'champion'", "0"]
-        predictions = _frame(connection, f"SELECT {', '.join(selected)} FROM predictions{where} "
-                             "ORDER BY id", args, prediction_columns)
-        errors = _frame(connection, f"SELECT {', '.join(error_columns)} FROM request_errors{errors_where} "
-                        "ORDER BY id", errors_args, error_columns)
-    predictions["inputs"] = [_json(value) for value in predictions["inputs"]]
-    predictions["prediction"] = [_json(value) for value in predictions["prediction"]]
-    for frame in (predictions, errors):
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
-        frame["latency_ms"] = frame["latency_ms"].astype(float)
-    return LogWindow(task, since, predictions, errors)
-
-
-FEEDBACK_COLUMNS = ["ts", "request_id", "position", "model", "arm", "prediction", "actual", "feedback_ts"]
-
-
-def read_feedback(log: LogLocation | Path | str, task: str, since: str | None) -> pd.DataFrame:
-    """Every prediction row of `task` logged at or after `since` that has feedback, with its true value: one row
-    per logged prediction (a shadowed record gives two, its champion's and its shadow row; of an arm's predictions
-under one reused request id only the newest), in log order.
-    Columns FEEDBACK_COLUMNS; prediction and actual are JSON-decoded."""
-    location = _as_location(log)
-    where, args = _where(location, task, since, table="p")
-    query = ("SELECT p.ts, p.request_id, p.position, p.model, p.arm, p.prediction, f.actual, f.ts FROM predictions p "
-             "JOIN feedback f ON f.task = p.task AND f.request_id = p.request_id AND f.position = p.position"
-             f"{where} ORDER BY p.id")
-    with _reader(location) as connection:
-        if _schema_version(connection) < ARMS_VERSION:  # an old log no current server has opened: no feedback yet
-            return pd.DataFrame(columns=FEEDBACK_COLUMNS)
-        frame = _frame(connection, query, args, FEEDBACK_COLUMNS)
-    frame["prediction"] = [_json(value) for value in frame["prediction"]]
-    frame["actual"] = [_json(value) for value in frame["actual"]]
-    for column in ("ts", "feedback_ts"):
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    frame["position"] = frame["position"].astype(int)
-    # a request id a client reused: its feedback is for the newest prediction of each arm (as the service scores it)
-    return frame.drop_duplicates(["request_id", "position", "arm"], keep="last").reset_index(drop=True)
+        for task in sorted(TASKS):
+            where, args = _where(location, task, since)
+            if connection.execute(f"SELECT EXISTS (SELECT 1 FROM predictions{where}) "
+                                  f"OR EXISTS (SELECT 1 FROM request_errors{where})", args + args).fetchone()[0]:
+                found.append(task)
+    return found

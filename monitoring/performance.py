@@ -43,16 +43,20 @@ import numpy as np
 import pandas as pd
 
 from domain.schema import SCHEMAS, TASKS, Kind
+from monitoring import feedback_window
 from monitoring.cli import guarded, read_settings
 from monitoring.logquery import (
+    Window,
     add_location_arguments,
     location_from,
+    open_window,
     parse_since,
-    read_feedback,
     since_label,
 )
+from monitoring.tallies import Moments, Tally, rounded
 
 EXIT_OK, EXIT_BETTER, EXIT_WORSE = 0, 5, 6  # 2 and 3: monitoring/cli.py
+ARMS = ("champion", "challenger", "shadow")
 VERDICT_EXIT = {"challenger better": EXIT_BETTER, "challenger worse": EXIT_WORSE,
                 "no significant difference": EXIT_OK, "not judged": EXIT_OK, "no feedback": EXIT_OK}
 
@@ -84,28 +88,27 @@ class Interval:
     confidence: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "n": self.n, "difference": _round(self.difference), "low": _round(self.low),
-                "high": _round(self.high), "confidence": self.confidence}
+        return {"method": self.method, "n": self.n, "difference": rounded(self.difference), "low": rounded(self.low),
+                "high": rounded(self.high), "confidence": self.confidence}
 
 
-def paired_interval(differences: np.ndarray, confidence: float) -> Interval:
+def paired_interval(differences: Moments, confidence: float) -> Interval:
     """Mean of per-record differences with the normal approximation: mean +- z * sd / sqrt(n) (sd with ddof 1)."""
     from scipy.stats import norm
 
-    n = len(differences)
-    mean = float(np.mean(differences))
-    half = float(norm.ppf(0.5 + confidence / 2) * np.std(differences, ddof=1) / math.sqrt(n))
+    n, mean = differences.n, differences.mean
+    half = float(norm.ppf(0.5 + confidence / 2) * math.sqrt(differences.variance) / math.sqrt(n))
     return Interval("paired, normal approximation", n, mean, mean - half, mean + half, confidence)
 
 
-def welch_interval(challenger: np.ndarray, champion: np.ndarray, confidence: float) -> Interval:
+def welch_interval(challenger: Moments, champion: Moments, confidence: float) -> Interval:
     """Difference of means (challenger - champion) with Welch's t interval: standard error
     sqrt(s1^2/n1 + s2^2/n2), Welch-Satterthwaite degrees of freedom (the normal quantile when both variances are 0)."""
     from scipy.stats import t
 
-    n1, n2 = len(challenger), len(champion)
-    v1, v2 = float(np.var(challenger, ddof=1)) / n1, float(np.var(champion, ddof=1)) / n2
-    difference = float(np.mean(challenger) - np.mean(champion))
+    n1, n2 = challenger.n, champion.n
+    v1, v2 = challenger.variance / n1, champion.variance / n2
+    difference = challenger.mean - champion.mean
     se = math.sqrt(v1 + v2)
     df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1)) if se > 0 else math.inf
     half = float(t.ppf(0.5 + confidence / 2, df)) * se
@@ -120,88 +123,123 @@ def judge(interval: Interval, higher_is_better: bool) -> str:
     return "no significant difference"
 
 
-def scored(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The joined rows with `score`: squared error (regression) or correctness 0/1 (classification), and
-    `abs_error` for regression."""
+def scores(task: str, predictions: pd.Series, actuals: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per record: squared error (regression) or correctness 0/1 (classification), and the absolute error of a
+    regression (None for classification)."""
     schema = SCHEMAS[task]
-    frame = frame.copy()
     if schema.kind is Kind.REGRESSION:
-        error = (frame["prediction"].astype(float) - frame["actual"].astype(float)).to_numpy()
-        frame["score"], frame["abs_error"] = error ** 2, np.abs(error)
-    else:
-        label = schema.target.name
-        predicted = [p.get(label) if isinstance(p, dict) else p for p in frame["prediction"]]
-        frame["score"] = [float(p == a) for p, a in zip(predicted, frame["actual"], strict=True)]
-    return frame
+        error = predictions.astype(float).to_numpy() - actuals.astype(float).to_numpy()
+        return error ** 2, np.abs(error)
+    label = schema.target.name
+    predicted = [p.get(label) if isinstance(p, dict) else p for p in predictions]
+    return np.array([float(p == a) for p, a in zip(predicted, actuals, strict=True)]), None
 
 
-def metrics(rows: pd.DataFrame, kind: Kind) -> dict[str, Any]:
-    if kind is Kind.REGRESSION:
-        return {"n": len(rows), "rmse": _round(math.sqrt(rows["score"].mean())),
-                "mae": _round(rows["abs_error"].mean())}
-    return {"n": len(rows), "accuracy": _round(rows["score"].mean())}
+class Buckets:
+    """Equal-count buckets of one arm's rows in log order (numpy's array_split of its n rows): each one's first and
+    last prediction time and its tally, filled as the rows stream by."""
+
+    def __init__(self, n: int, buckets: int) -> None:
+        sizes = [len(part) for part in np.array_split(np.arange(n), min(buckets, n))]
+        self.ends = np.cumsum(sizes)  # the index after each bucket's last row
+        self.seen = 0
+        self.tallies = [Tally() for _ in sizes]
+        self.times: list[list[str]] = [[] for _ in sizes]  # first and last time
+
+    def add(self, ts: pd.Series, score: np.ndarray, abs_error: np.ndarray | None) -> None:
+        index = np.arange(self.seen, self.seen + len(score))
+        which = np.searchsorted(self.ends, index, side="right")
+        for bucket in np.unique(which):
+            rows = which == bucket
+            self.tallies[bucket].add(score[rows], None if abs_error is None else abs_error[rows])
+            times = ts[rows]
+            self.times[bucket][:] = [(self.times[bucket] or [times.iloc[0]])[0], times.iloc[-1]]
+        self.seen += len(score)
+
+    def summary(self, kind: Kind) -> list[dict[str, Any]]:
+        return [{"from": _iso(first), "to": _iso(last), **tally.metrics(kind)}
+                for (first, last), tally in zip(self.times, self.tallies, strict=True)]
 
 
-def over_time(rows: pd.DataFrame, kind: Kind, buckets: int) -> list[dict[str, Any]]:
-    """Equal-count buckets of one arm's rows in log order: each one's first and last prediction time and metrics."""
-    out = []
-    for part in np.array_split(np.arange(len(rows)), min(buckets, len(rows))):
-        bucket = rows.iloc[part]
-        out.append({"from": bucket["ts"].iloc[0].isoformat(), "to": bucket["ts"].iloc[-1].isoformat(),
-                    **metrics(bucket, kind)})
-    return out
+def _iso(ts: Any) -> str:
+    """A logged time (SQLite's ISO text, PostgreSQL's datetime) as ISO 8601 in UTC."""
+    return pd.Timestamp(ts).tz_convert("UTC").isoformat()
 
 
-def compare(frame: pd.DataFrame, settings: Settings, kind: Kind) -> dict[str, Any]:
+def tally_window(window: Window, settings: Settings) -> dict[str, Any]:
+    """Every statistic of the window's predictions with feedback, read in chunks (monitoring/feedback_window.py):
+    per arm and per (arm, model) tallies, each arm's buckets over time, the challenger's scores (A/B), the paired
+    differences of the shadowed records and the scores of the champion's records with no shadow row."""
+    task, kind = window.task, SCHEMAS[window.task].kind
+    counts = feedback_window.arm_counts(window)
+    arms: dict[str, Tally] = {}
+    models: dict[tuple[str, str], Tally] = {}
+    over_time = {arm: Buckets(n, settings.buckets) for arm, n in counts.items()}
+    challenger = Moments()
+    for chunk in feedback_window.rows(window):
+        score, abs_error = scores(task, chunk["prediction"], chunk["actual"])
+        for (arm, model), index in chunk.groupby(["arm", "model"], sort=False).indices.items():
+            part = (score[index], None if abs_error is None else abs_error[index])
+            arms.setdefault(arm, Tally()).add(*part)
+            models.setdefault((arm, model), Tally()).add(*part)
+        for arm, index in chunk.groupby("arm", sort=False).indices.items():
+            over_time[arm].add(chunk["ts"].iloc[index], score[index],
+                               None if abs_error is None else abs_error[index])
+            if arm == "challenger":
+                challenger.add(score[index])
+    paired, unshadowed = Moments(), Moments()
+    for chunk in feedback_window.pairs(window):
+        shadow, champion = (scores(task, chunk[column], chunk["actual"])[0] for column in ("shadow", "champion"))
+        paired.add(shadow - champion)
+    for chunk in feedback_window.unshadowed(window):
+        unshadowed.add(scores(task, chunk["prediction"], chunk["actual"])[0])
+    return {"rows": sum(counts.values()),
+            "arms": {arm: arms[arm].metrics(kind) for arm in ARMS if arm in arms},
+            "models": [{"arm": arm, "model": model, **tally.metrics(kind)}
+                       for (arm, model), tally in sorted(models.items())],
+            "over_time": {arm: over_time[arm].summary(kind) for arm in ARMS if arm in arms},
+            "paired": paired, "unshadowed": unshadowed, "challenger": challenger}
+
+
+def compare(tallies: dict[str, Any], settings: Settings, kind: Kind) -> dict[str, Any]:
     """Both comparisons, and the verdict from the first one with enough rows (paired preferred)."""
-    key = ["request_id", "position"]
-    champion = frame[frame["arm"] == "champion"]
-    shadow = frame[frame["arm"] == "shadow"]
-    pairs = champion.merge(shadow, on=key, suffixes=("_champion", "_challenger"))
-    unshadowed = champion[~champion.set_index(key).index.isin(shadow.set_index(key).index)]
-    challenger = frame[frame["arm"] == "challenger"]
+    pairs, unshadowed, challenger = tallies["paired"], tallies["unshadowed"], tallies["challenger"]
     statistic = "squared error" if kind is Kind.REGRESSION else "correctness"
     higher_is_better = kind is Kind.CLASSIFICATION
     result: dict[str, Any] = {"statistic": f"challenger - champion of the per-record {statistic}",
                               "better_when": "higher" if higher_is_better else "lower",
-                              "paired": {"n": len(pairs)}, "unpaired": {"n_champion": len(unshadowed),
-                                                                        "n_challenger": len(challenger)}}
+                              "paired": {"n": pairs.n}, "unpaired": {"n_champion": unshadowed.n,
+                                                                     "n_challenger": challenger.n}}
     verdict, used = "not judged", None
-    if len(pairs) >= 2:
-        interval = paired_interval((pairs["score_challenger"] - pairs["score_champion"]).to_numpy(),
-                                   settings.confidence)
+    if pairs.n >= 2:
+        interval = paired_interval(pairs, settings.confidence)
         result["paired"].update(interval.as_dict(), verdict=judge(interval, higher_is_better))
-        if len(pairs) >= settings.min_pairs:
+        if pairs.n >= settings.min_pairs:
             verdict, used = result["paired"]["verdict"], "paired"
-    if len(unshadowed) >= 2 and len(challenger) >= 2:
-        interval = welch_interval(challenger["score"].to_numpy(), unshadowed["score"].to_numpy(), settings.confidence)
+    if unshadowed.n >= 2 and challenger.n >= 2:
+        interval = welch_interval(challenger, unshadowed, settings.confidence)
         result["unpaired"].update(interval.as_dict(), verdict=judge(interval, higher_is_better))
-        if used is None and min(len(unshadowed), len(challenger)) >= settings.min_pairs:
+        if used is None and min(unshadowed.n, challenger.n) >= settings.min_pairs:
             verdict, used = result["unpaired"]["verdict"], "unpaired"
     result["used"], result["verdict"] = used, verdict
     return result
 
 
-def build_summary(task: str, since: str | None, frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+def build_summary(task: str, since: str | None, tallies: dict[str, Any], settings: Settings) -> dict[str, Any]:
     kind = SCHEMAS[task].kind
     summary: dict[str, Any] = {
         "task": task, "kind": kind.value, "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "since": since, "window": since_label(since),
         "settings": {"confidence": settings.confidence, "min_pairs": settings.min_pairs, "buckets": settings.buckets},
-        "feedback_rows": len(frame),
+        "feedback_rows": tallies["rows"],
     }
-    if frame.empty:
+    if not tallies["rows"]:
         summary.update(arms={}, models=[], over_time={}, comparison=None, verdict="no feedback",
                        message=f"no {task} feedback yet {since_label(since)}: nothing to judge")
         summary["exit_code"] = VERDICT_EXIT[summary["verdict"]]
         return summary
-    frame = scored(frame, task)
-    arms = [arm for arm in ("champion", "challenger", "shadow") if (frame["arm"] == arm).any()]
-    summary["arms"] = {arm: metrics(frame[frame["arm"] == arm], kind) for arm in arms}
-    summary["models"] = [{"arm": arm, "model": model, **metrics(rows, kind)}
-                         for (arm, model), rows in frame.groupby(["arm", "model"], sort=True)]
-    summary["over_time"] = {arm: over_time(frame[frame["arm"] == arm], kind, settings.buckets) for arm in arms}
-    comparison = compare(frame, settings, kind)
+    summary.update(arms=tallies["arms"], models=tallies["models"], over_time=tallies["over_time"])
+    comparison = compare(tallies, settings, kind)
     summary["comparison"] = comparison
     summary["verdict"] = comparison["verdict"]
     summary["exit_code"] = VERDICT_EXIT[summary["verdict"]]
@@ -235,8 +273,9 @@ def run(args: argparse.Namespace) -> int:
     settings = read_settings(args.params, "monitoring.performance", Settings.from_params)
     since = parse_since(args.since)
     location = location_from(args)
-    frame = read_feedback(location, args.task, since)
-    summary = build_summary(args.task, since, frame, settings)
+    with open_window(location, args.task, since) as window:
+        tallies = tally_window(window, settings)
+    summary = build_summary(args.task, since, tallies, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"{args.task}-performance.json"
     json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -263,10 +302,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI: exit codes as in the module docstring; problems and bugs as monitoring/cli.py says."""
     args = parse_args(argv)
     return guarded("performance", lambda: run(args))
-
-
-def _round(value: float) -> float:
-    return round(float(value), 6)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python -m monitoring.report [--log-dir logs] [--since 24h] [--json]
 
-Reads the log through monitoring/logquery.py (read-only: safe against a running server).
+Reads the log through monitoring/logquery.py (read-only: safe against a running server). Every number is computed
+by the store over the whole window, exactly: memory does not grow with the log.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from monitoring.logquery import (
     add_location_arguments,
     location_from,
     logged_tasks,
+    open_window,
     parse_since,
-    read_window,
 )
 from monitoring.operations import operations, prediction_distribution
 from prediction_log.location import LogLocation
@@ -31,11 +32,11 @@ def summarise(log: LogLocation | Path, since: str | None = None) -> dict[str, An
     """Per-task summary of the log window. Raises LogProblem if there is no log."""
     summary: dict[str, Any] = {}
     for task in logged_tasks(log, since):
-        window = read_window(log, task, since)
-        ops = operations(window)
+        with open_window(log, task, since) as window:
+            ops = operations(window)
+            distribution = prediction_distribution(window)
         entry = {key: ops[key] for key in SUMMARY_KEYS}
         entry["latency_ms"] = {k: v for k, v in entry["latency_ms"].items() if v is not None}
-        distribution = prediction_distribution(window)
         if distribution:
             entry["prediction"] = distribution
         summary[task] = entry

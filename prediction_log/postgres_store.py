@@ -27,7 +27,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
 COPY_EXPLANATIONS = f"COPY explanations ({', '.join(EXPLANATION_COLUMNS)}) FROM STDIN"
 COPY_ERRORS = f"COPY request_errors ({', '.join(ERROR_COLUMNS)}) FROM STDIN"
-PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0, "champion", 0)],
+PROBE_ROWS = ([("1970-01-01T00:00:00+00:00", "", "", "", "{}", "null", 0.0, "champion", 0, 0)],
               [("1970-01-01T00:00:00+00:00", "", "", 0, "{}", 0.0)])
 
 
@@ -40,6 +40,10 @@ class PostgresStore:
     """One worker's connection to the PostgreSQL log. Errors are raised as psycopg.Error (or OSError)."""
 
     errors = (psycopg.Error, OSError)
+    # a delete locks only the rows it deletes (the writers insert beside it): whole batches, and half the time left
+    # to the server's CPU and disk
+    PRUNE_BUDGET_S: float | None = None
+    PRUNE_DUTY = 0.5
 
     def __init__(self, location: LogLocation, on_reopen: Any = None, **_: Any) -> None:
         self.location = location

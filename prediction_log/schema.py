@@ -146,12 +146,19 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
             "CREATE INDEX IF NOT EXISTS feedback_ts ON feedback (ts)",
         ],
     },
+    6: {  # the sample key (prediction_log/sample_key.py): the monitor's seeded uniform sample of a window, drawn by
+        # the store; rows logged before keep NULL (no rewrite of a large table at start) and are keyed by their id
+        "sqlite": ["ALTER TABLE predictions ADD COLUMN sample_key INTEGER"],
+        "postgresql": ["ALTER TABLE predictions ADD COLUMN IF NOT EXISTS sample_key BIGINT"],
+    },
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 ARMS_VERSION = 5  # the version that added `arm`, `position` and the feedback table (champion and challenger)
+SAMPLE_KEY_VERSION = 6  # the version that added `sample_key`
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
-PREDICTION_COLUMNS = ("ts", "request_id", "task", "model", "inputs", "prediction", "latency_ms", "arm", "position")
+PREDICTION_COLUMNS = ("ts", "request_id", "task", "model", "inputs", "prediction", "latency_ms", "arm", "position",
+                      "sample_key")
 # explanations have the columns predictions had before version 5 (an explanation is always the champion's)
 EXPLANATION_COLUMNS = PREDICTION_COLUMNS[:7]
 FEEDBACK_COLUMNS = ("ts", "task", "request_id", "position", "actual")

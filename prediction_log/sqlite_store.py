@@ -14,6 +14,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from prediction_log.batches import BUDGET_S, DUTY
 from prediction_log.files import Database, JsonlFile
 from prediction_log.location import LogLocation
 from prediction_log.schema import ERROR_COLUMNS, EXPLANATION_COLUMNS, PREDICTION_COLUMNS, TABLES
@@ -31,13 +32,16 @@ INSERT_EXPLANATIONS = (f"INSERT INTO explanations ({', '.join(EXPLANATION_COLUMN
 INSERT_ERRORS = (f"INSERT INTO request_errors ({', '.join(ERROR_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(ERROR_COLUMNS))})")
 # A row of each table, inserted and rolled back by the probe of an unhealthy log: the tables still take rows.
-PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0, "champion", 0)], [("", "", "", 0, "{}", 0.0)])
+PROBE_ROWS = ([("", "", "", "", "{}", "null", 0.0, "champion", 0, 0)], [("", "", "", 0, "{}", 0.0)])
 
 
 class SQLiteStore:
     """One worker's handle on the SQLite log. Errors are raised as OSError or sqlite3.Error."""
 
     errors = ERRORS
+    # a delete holds the write lock every worker needs: small batches, the lock left alone 9/10 of the time
+    PRUNE_BUDGET_S: float | None = BUDGET_S
+    PRUNE_DUTY = DUTY
 
     def __init__(self, location: LogLocation, on_reopen=None, jsonl_max_bytes: int = 0,
                  jsonl_backups: int = 3) -> None:

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from prediction_log.sample_key import sample_key
+
 # Which model made a prediction row (issue 17, champion and challenger): "champion" answered by the champion,
 # "challenger" answered by the challenger (A/B mode), "shadow" the challenger's prediction in shadow mode: logged,
 # not answered, under the same request id and position as the champion's row.
@@ -58,7 +60,8 @@ def encode_predictions(rows: list[PredictionRow], now: str) -> tuple[list[tuple]
 
     A line is byte-for-byte what `json.dumps` of the row's dict gives (ts, request_id, task, model, arm,
     position, inputs, prediction, latency_ms); the fields shared by the rows of one request (ts, request id,
-    task, model, arm, latency) are encoded once per request.
+    task, model, arm, latency) are encoded once per request. The values end with the row's sample key
+    (prediction_log/sample_key.py), which only the store keeps.
     """
     values, lines = [], []
     shared_key, shared, tail = None, "", ""
@@ -75,7 +78,8 @@ def encode_predictions(rows: list[PredictionRow], now: str) -> tuple[list[tuple]
         value = r.prediction  # a finite float's repr is its JSON (the housing case), without json's overhead
         prediction = repr(value) if type(value) is float and math.isfinite(value) else json.dumps(value)
         position = int(r.position)
-        values.append((ts, r.request_id, r.task, r.model, inputs, prediction, r.latency_ms, r.arm, position))
+        values.append((ts, r.request_id, r.task, r.model, inputs, prediction, r.latency_ms, r.arm, position,
+                       sample_key(r.task, r.request_id, position, r.arm, ts)))
         lines.append(f'{shared}{position}, "inputs": {inputs}, "prediction": {prediction}{tail}')
     return values, lines
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prediction_log.batches import BatchSize
 from prediction_log.location import LogLocation, sqlite_in
 from prediction_log.store import (
     ErrorRow,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 MAX_GROUP = 2048  # rows per commit at most
 IDLE_CHECK_S = 1.0  # with no traffic, look at the store this often
 PRUNE_EVERY_S = 600.0  # how often retention looks for old rows
-PRUNE_BATCH = 5000  # rows deleted per table and statement: a short transaction between groups
+PRUNE_BATCH = 5000  # rows deleted per table and statement at most (prediction_log/batches.py sizes each batch)
 
 # (file, reason): file is "database" or "jsonl", reason "deleted" or "replaced"
 ReopenListener = Callable[[str, str], None]
@@ -84,6 +85,8 @@ class PredictionLog:
         self._retention_days = retention_days
         self._next_prune = time.monotonic()
         self._pruning = False  # old rows are left to delete: one batch after each group
+        # sized to the store's budget (SQLite: a few milliseconds: the group after it waits for the lock)
+        self._prune_batch = BatchSize(PRUNE_BATCH, self.store.PRUNE_BUDGET_S)
         self._later: list[tuple[list, LaterFailure | None]] = []  # rows nobody waits for (write_later)
         self._later_lock = threading.Lock()
 
@@ -227,7 +230,9 @@ class PredictionLog:
             return
         before = (datetime.now(UTC) - timedelta(days=self._retention_days)).isoformat(timespec="microseconds")
         try:
-            deleted = self.store.prune(before, PRUNE_BATCH)
+            started = time.perf_counter()
+            deleted = self.store.prune(before, self._prune_batch.rows)
+            self._prune_batch.took(time.perf_counter() - started)
         except self.store.errors as exc:
             logger.warning("prediction log: retention could not delete old rows: %s", exc)
             deleted = 0

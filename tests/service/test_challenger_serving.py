@@ -189,11 +189,11 @@ def test_feedback_stores_once_and_rejects_unknown_and_bad_values(ab_server: Live
     served = answer.json()
     live_rmse = abs(batch.json()["predictions"][2] - 100000.0) if served["model"] == batch.json()["model"] else None
     line = next(m for m in metrics.splitlines()
-                if m.startswith("model_live_error{") and f'model="{served["model"]}"' in m)
+                if m.startswith("model_live_rmse_usd{") and f'model="{served["model"]}"' in m)
     value = float(line.rsplit(" ", 1)[1])
     expected = [abs(served["prediction"] - actual)] + ([live_rmse] if live_rmse is not None else [])
     assert value == pytest.approx(float(np.sqrt(np.mean(np.square(expected)))), rel=1e-6)
-    assert f'model_reference_error{{metric="rmse",model="{served["model"]}",task="housing"}}' in metrics
+    assert f'model_reference_rmse_usd{{model="{served["model"]}",task="housing"}}' in metrics
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,10 @@ import httpx
 import psycopg
 import pytest
 
-from monitoring.logquery import read_window
+from monitoring.logquery import open_window
 from monitoring.monitor import main as monitor
 from monitoring.report import summarise
+from monitoring.sample import draw
 from prediction_log.location import parse_url, sqlite_in
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.schema import MIGRATIONS, SCHEMA_VERSION
@@ -72,9 +73,82 @@ def test_report_and_query_layer_give_the_same_results_from_either_store(postgres
     with psycopg.connect(postgres_database) as connection:
         logged = connection.execute("SELECT request_id, prediction FROM explanations").fetchall()
     assert logged == [("why", {"prediction": 2.0, "base_value": 1.0, "contributions": {"median_income": 1.0}})]
-    windows = [read_window(location, "iris", None) for location in stores.values()]
-    for column in ("ts", "request_id", "model", "inputs", "prediction", "latency_ms"):
-        assert windows[0].predictions[column].tolist() == windows[1].predictions[column].tolist(), column
+    samples = []
+    for location in stores.values():
+        with open_window(location, "housing", None) as window:
+            samples.append(draw(window, 100, seed=7, window_rows=30).rows)
+    for column in ("request_id", "position", "model", "inputs", "prediction"):
+        assert samples[0][column].tolist() == samples[1][column].tolist(), column
+    assert len(samples[0]) == 30
+
+
+def test_the_same_window_gives_the_same_statistics_and_sample_from_either_store(postgres_database: str,
+                                                                                  tmp_path: Path) -> None:
+    """The same rows in both stores: equal operations (per time bucket too) and the same sample, row for row, for
+    the same seed and window; another seed draws other rows."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitoring.operations import operations, prediction_distribution
+    from tests.unit.test_window_queries import write_log
+
+    stores = {"sqlite": sqlite_in(tmp_path), "postgresql": parse_url(postgres_database)}
+    for location in stores.values():
+        write_log(location, requests=2000, old=300, seed=5)
+    since = (datetime.now(UTC) - timedelta(hours=24)).isoformat()
+    drawn: dict[tuple[str, int], list] = {}
+    statistics = {}
+    for name, location in stores.items():
+        with open_window(location, "housing", since) as window:
+            ops = operations(window)
+            statistics[name] = (ops, prediction_distribution(window))
+            for seed in (5, 6):
+                sample = draw(window, 200, seed, ops["predictions"])
+                drawn[name, seed] = sample.rows[["request_id", "position", "model", "prediction"]].values.tolist()
+    assert statistics["sqlite"] == statistics["postgresql"]
+    assert len(statistics["sqlite"][0]["over_time"]) > 20
+    assert drawn["sqlite", 5] == drawn["postgresql", 5] and len(drawn["sqlite", 5]) == 200
+    assert drawn["sqlite", 6] == drawn["postgresql", 6] and drawn["sqlite", 6] != drawn["sqlite", 5]
+
+
+def seq_scans(connection: psycopg.Connection, sql: str, args: tuple) -> list[str]:
+    """The log's tables that PostgreSQL's plan for a query reads without an index (Seq Scan)."""
+    (plan,) = connection.execute(f"EXPLAIN (FORMAT JSON) {sql}", args).fetchone()[0]
+    reads, nodes = [], [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes += node.get("Plans", [])
+        if node.get("Relation Name") in ("predictions", "request_errors", "feedback"):
+            reads.append(node)
+    assert reads, plan  # the query reads the log
+    return [node["Relation Name"] for node in reads if node["Node Type"] == "Seq Scan"]
+
+
+def test_every_query_of_the_window_uses_an_index_on_postgresql(postgres_database: str) -> None:
+    """A day's window in a log whose other rows are two days old (analyzed, as autovacuum keeps it): every query
+    the report and the monitor send reads the window through an index."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitoring import feedback_window
+    from monitoring.operations import operations, prediction_distribution
+    from tests.unit.test_window_queries import write_log
+
+    location = parse_url(postgres_database)
+    write_log(location, requests=400, hours=10, old=30_000, seed=8)
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+    with open_window(location, "housing", (datetime.now(UTC) - timedelta(hours=24)).isoformat()) as window:
+        ops = operations(window)
+        prediction_distribution(window)
+        draw(window, 100, 3, ops["predictions"])
+        window.newest_model()
+        feedback_window.arm_counts(window)
+        for rows in (feedback_window.rows, feedback_window.pairs, feedback_window.unshadowed):
+            assert sum(len(chunk) for chunk in rows(window)) > 0, rows
+        assert len(window.executed) >= 11
+        for sql, args in window.executed:
+            assert seq_scans(window.connection, sql, args) == [], sql
+        # the check can fail: a filter no index holds is a sequential scan
+        assert seq_scans(window.connection, "SELECT COUNT(*) FROM predictions WHERE latency_ms > %s", (1.0,))
 
 
 def test_servers_starting_at_once_migrate_once(postgres_database: str) -> None:
@@ -193,8 +267,7 @@ def test_two_servers_share_one_database_through_a_crash_and_a_kill(two_servers: 
     # the monitor, over both servers' traffic, counts every row
     second.stop()
     rows = len(logged)
-    window = read_window(parse_url(postgres_database), "housing", None)
-    assert len(window.predictions) == rows
+    assert summarise(parse_url(postgres_database))["housing"]["predictions"] == rows
     reference = built_repo.path / "models" / "housing" / "reference.json"
     out = tmp_path / "reports"
     code = monitor(["--task", "housing", "--log-url", postgres_database, "--out", str(out),
@@ -301,7 +374,7 @@ def test_a_version_4_log_migrates_to_5_keeping_its_rows_on_postgresql(postgres_d
     with psycopg.connect(postgres_database) as connection:
         versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY version")]
         kept = connection.execute("SELECT request_id, arm, position FROM predictions ORDER BY id").fetchall()
-    assert versions == [1, 2, 4, 5]
+    assert versions == [1, 2, 4, 5, 6]
     assert kept == [("old", "champion", 0), *(("batch", "champion", position) for position in range(3))]
 
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -212,7 +213,9 @@ def test_monitor_cli_exit_codes_and_messages(built_repo: PipelineRepo, tmp_path:
 
     few = run_cli("--task", "iris", "--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "reports"),
                   "--params", params)
-    assert few.returncode == 2 and "only 5 iris predictions" in few.stderr and "min_rows" in few.stderr
+    assert few.returncode == 2 and "Traceback" not in few.stderr
+    assert "not enough predictions yet: 5 iris predictions in the whole log, 300 are needed" in few.stderr
+    assert "POST /iris/predict" in few.stderr and "SINCE=7d" in few.stderr  # how to get there
 
     old = run_cli(*common, "--log-dir", str(tmp_path / "logs"), "--since", "nonsense")
     assert old.returncode == 2 and "--since must look like" in old.stderr
@@ -231,6 +234,67 @@ def test_monitor_cli_end_to_end(built_repo: PipelineRepo, tmp_path: Path) -> Non
     assert result.returncode == 1, result.stderr[-3000:]
     assert "monitor housing: drift (1 of 9 features drifted: median_income" in result.stdout
     assert result.stderr == ""  # third-party deprecation noise stays out of a scheduler's mail
+
+
+# -- the sample: verdicts on a bounded sample of the window are the whole window's --------------------------
+
+def verdicts(summary: dict[str, Any]) -> tuple[list[str], bool, list[str], int]:
+    return (summary["drifted_features"], summary["prediction"]["drifted"],
+            summary["data_quality"]["missing_features"], summary["exit_code"])
+
+
+@pytest.mark.parametrize("shift", ["drifted", "clean"])
+def test_sampled_verdicts_are_the_full_window_verdicts(built_repo: PipelineRepo, tmp_path: Path, shift: str) -> None:
+    """3,000 predictions judged whole and on samples of 600 (three seeds): the same drifted features, prediction
+    drift and missing-value findings, and the report says which rows it judged."""
+    records = traffic(built_repo, "housing", 3000, seed=31, income_factor=1.5 if shift == "drifted" else 1.0)
+    if shift == "drifted":
+        records = without(records, "ocean_proximity", 0.4)
+    write_log(tmp_path / "logs", "housing", model_tag(built_repo, "housing"), records,
+              logged_predictions(built_repo, "housing", records))
+    _, whole = run_monitor(built_repo, tmp_path / "logs", tmp_path / "whole", "housing", "--sample-rows", "5000")
+    assert whole["sample"]["whole_window"] and whole["sample"]["rows"] == whole["sample"]["window_rows"] == 3000
+    expected = ((["median_income"], True, ["ocean_proximity"], 1) if shift == "drifted" else ([], False, [], 0))
+    assert verdicts(whole) == expected, whole["features"]
+    for seed in ("1", "2", "3"):
+        _, sampled = run_monitor(built_repo, tmp_path / "logs", tmp_path / seed, "housing", "--sample-rows", "600",
+                                 "--seed", seed)
+        assert verdicts(sampled) == verdicts(whole), (seed, sampled["features"])
+        assert sampled["sample"]["rows"] == 600 and not sampled["sample"]["whole_window"]
+        assert sampled["sample"]["seed"] == int(seed) and "drawn by the store" in sampled["sample"]["method"]
+        assert sampled["counts"] == whole["counts"]  # counts and percentiles are the whole window's either way
+        assert "a uniform sample of 600 (seed" in (tmp_path / seed / "housing-monitor.html").read_text()
+
+
+def test_make_monitor_exits_with_the_monitors_own_code(built_repo: PipelineRepo, tmp_path: Path) -> None:
+    """`make monitor` ends with the code the tools gave (drift: 1), not make's 2, and "not enough predictions yet"
+    is a message, not make's "Error" line; without a C compiler (CC=false) make keeps its 2 and says why."""
+    if shutil.which("cc") is None:
+        if os.environ.get("REQUIRE_MONITORING_TESTS") == "1":
+            pytest.fail("REQUIRE_MONITORING_TESTS=1 but there is no C compiler (scripts/install-monitoring-tools.sh)")
+        pytest.skip("no C compiler for make monitor's exit helper: run scripts/install-monitoring-tools.sh")
+    drifted = traffic(built_repo, "housing", 400, seed=41, income_factor=1.5)
+    write_log(tmp_path / "drifted", "housing", model_tag(built_repo, "housing"), drifted,
+              logged_predictions(built_repo, "housing", drifted))
+    few = traffic(built_repo, "housing", 4, seed=42)
+    write_log(tmp_path / "few", "housing", model_tag(built_repo, "housing"), few,
+              logged_predictions(built_repo, "housing", few))
+
+    def make(log: str, *extra: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PREDICTION_LOG_DIR": str(tmp_path / log)}
+        env.pop("PREDICTION_LOG_URL", None)
+        return subprocess.run(["make", "-o", "install", "monitor", "SINCE=1h", f"MONITOR_OUT={tmp_path / 'out'}",
+                               *extra], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    drift = make("drifted")
+    assert drift.returncode == 1, drift.stdout[-2000:] + drift.stderr[-2000:]
+    assert "monitor housing: exit 1 (drift)" in drift.stdout and "make: ***" not in drift.stderr
+    nothing = make("few")
+    assert nothing.returncode == 2 and "make: ***" not in nothing.stderr and "Traceback" not in nothing.stderr
+    assert "not enough predictions yet: 4 housing predictions in the last 1h, 300 are needed" in nothing.stderr
+    no_compiler = make("drifted", "CC=false", f"MAKE_EXIT={tmp_path / 'helper' / 'make_exit.so'}")
+    assert no_compiler.returncode == 2 and "no C compiler" in no_compiler.stderr
+    assert "monitor housing: exit 1 (drift)" in no_compiler.stdout and "Error 1" in no_compiler.stderr
 
 
 # -- missing values: a data-quality finding, drift on the values sent -------------------------------------

@@ -5,7 +5,10 @@ fires makes those tests fail. Then a real Prometheus scrapes a live `bentoml ser
 copy of the rules (same expressions, `for:` shortened, tests/support/prometheus.py): with no traffic only
 NoPredictionTraffic fires; normal traffic leaves every alert quiet; drifted traffic and a burst of bad requests
 fire FeatureDrift (median_income), PredictionDrift and PredictionClientErrors, and nothing else goes off. Every
-query of the dashboard then returns at least one series, and the alerts page is kept as a screenshot in .artifacts/.
+query of the dashboard then returns at least one series, every label a panel groups by is on every series of that
+aggregation and every label it filters on is a label of the metric (the housing challenger runs in shadow mode and
+clients send feedback, so the per-arm and model-error panels have their series), and the alerts page is kept as a
+screenshot in .artifacts/.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from tests.support.prometheus import (
     RULE_TESTS,
     RULES,
     Prometheus,
+    aggregations,
     alerts,
     dashboard_queries,
     load_rules,
+    matchers,
     require_prometheus,
 )
-from tests.support.traffic import send_housing, traffic
+from tests.support.traffic import TARGETS, send_housing, traffic
 
 ARTIFACTS = PROJECT_ROOT / ".artifacts"
 ALERTS = alerts(load_rules())
@@ -100,7 +105,8 @@ def test_promtool_unit_tests_catch_a_threshold_moved_under_the_quiet_case(tmp_pa
 @pytest.fixture
 def stack(built_repo: PipelineRepo, tmp_path: Path) -> Iterator[tuple[LiveServer, Prometheus]]:
     """A live server on the session's models and a Prometheus scraping it every second; both stopped after."""
-    live = LiveServer("bento_service.service:PredictionService", tmp_path / "logs")
+    live = LiveServer("bento_service.service:PredictionService", tmp_path / "logs",
+                      env={"HOUSING_CHALLENGER": "shadow"})
     prometheus: Prometheus | None = None
     try:
         live.wait_ready()
@@ -156,6 +162,34 @@ def iris_requests(url: str, records: list[dict]) -> None:
             assert client.post(f"{url}/iris/predict", json=record).status_code == 200
 
 
+def with_feedback(url: str, repo: PipelineRepo, task: str, n: int, seed: int) -> None:
+    """n requests, then feedback confirming each answer (the live error gauges' series; the champion's live error is
+    0, so ModelLiveErrorHigh stays quiet even for a model whose test error was 0)."""
+    with httpx.Client(timeout=30) as client:
+        items = []
+        for i, record in enumerate(traffic(repo, task, n, seed)):
+            response = client.post(f"{url}/{task}/predict", json=record, headers={"X-Request-ID": f"{task}-fb-{i}"})
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            items.append({"request_id": f"{task}-fb-{i}", "actual": answer.get("prediction", answer.get(
+                TARGETS[task]))})
+        answer = client.post(f"{url}/{task}/feedback_batch", json={"items": items})
+        assert answer.status_code == 200 and answer.json()["stored"] == n, answer.text
+
+
+def missing_labels(prometheus: Prometheus, expr: str) -> list[str]:
+    """What a panel's query groups or filters by that its data does not have: a `by (...)` label absent from a series
+    of that aggregation's result, or a matcher's label that no series of its metric carries."""
+    missing = []
+    for labels, aggregation in aggregations(expr):
+        for series in prometheus.query(aggregation):
+            missing += [f"{label} in {aggregation}" for label in labels if not series["metric"].get(label)]
+    for metric, names in matchers(expr):
+        carried = set(prometheus.api("labels", **{"match[]": metric}))
+        missing += [f"{name} on {metric}" for name in names if name not in carried]
+    return sorted(set(missing))
+
+
 def test_alerts_fire_on_drift_and_bad_requests_and_every_dashboard_query_has_data(
         stack: tuple[LiveServer, Prometheus], built_repo: PipelineRepo) -> None:
     live, prometheus = stack
@@ -173,9 +207,11 @@ def test_alerts_fire_on_drift_and_bad_requests_and_every_dashboard_query_has_dat
     send_housing(live.url, housing, batch=20)
     iris = traffic(built_repo, "iris", 60, seed=12)
     iris_requests(live.url, iris)
+    for task in ("housing", "iris"):  # the true values of a few training rows: each model's live error
+        with_feedback(live.url, built_repo, task, 20, seed=14)
     bad_requests(live.url, 1)
     prometheus.wait_for("the normal traffic scraped",
-                        lambda: scraped(prometheus, "sum(predictions_total)", len(housing) + len(iris)))
+                        lambda: scraped(prometheus, "sum(predictions_total)", len(housing) + len(iris) + 40))
     prometheus.wait_for("NoPredictionTraffic resolved", lambda: "NoPredictionTraffic" not in log.poll(), 30)
     time.sleep(4)  # two evaluations past the 2 s hold: anything that would fire on this traffic is pending by now
     log.seen.clear()
@@ -200,9 +236,19 @@ def test_alerts_fire_on_drift_and_bad_requests_and_every_dashboard_query_has_dat
     client_errors = next(a for a in firing if a["labels"]["alertname"] == "PredictionClientErrors")
     assert "of prediction requests rejected with 4xx" in client_errors["annotations"]["summary"]
 
-    # 4. The dashboard: every panel query returns data from this Prometheus.
+    # 4. The dashboard: every panel query returns data from this Prometheus, grouped and filtered by labels it has.
     empty = [panel for panel, expr in dashboard_queries() if not prometheus.query(expr)]
     assert empty == [], f"dashboard queries with no series: {empty}"
+    wrong = {panel: missing for panel, expr in dashboard_queries() if (missing := missing_labels(prometheus, expr))}
+    assert wrong == {}, f"panels grouping or filtering by labels their metrics do not have: {wrong}"
+    assert missing_labels(prometheus, "sum by (task, arm) (rate(shadow_predictions_total[1m]))") == [
+        "arm in sum by (task, arm) (rate(shadow_predictions_total[1m]))"]  # the check bites
+    assert missing_labels(prometheus, 'sum(rate(predictions_total{arm="shadow", replica="a"}[1m]))') == [
+        "replica on predictions_total"]
+    per_arm = next(expr for panel, expr in dashboard_queries() if panel.startswith("Predictions by model and arm"))
+    arms = {series["metric"]["arm"] for panel, expr in dashboard_queries() if panel.startswith("Predictions by model")
+            for series in prometheus.query(expr)}
+    assert arms == {"champion", "shadow"} and "predictions_total" in per_arm, arms
 
     # 5. Prometheus's alerts page, as an operator sees it.
     if chromium() is None and os.environ.get("REQUIRE_BROWSER_TESTS") == "1":

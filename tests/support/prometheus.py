@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import time
 import urllib.parse
@@ -128,3 +129,27 @@ def dashboard_queries(path: Path = DASHBOARD) -> list[tuple[str, str]]:
                 expr = expr.replace(variable, value)
             queries.append((f"{panel['title']} [{target['refId']}]", expr))
     return queries
+
+
+AGGREGATION = re.compile(r"\b(sum|max|min|count|avg|group)\s+by\s*\(([^)]*)\)\s*\(")
+SELECTOR = re.compile(r"\b([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}")
+MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)")
+
+
+def aggregations(expr: str) -> list[tuple[list[str], str]]:
+    """Every `op by (labels) (...)` of a PromQL expression: (its labels, the aggregation as an expression)."""
+    found = []
+    for match in AGGREGATION.finditer(expr):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(expr[end], 0)
+            end += 1
+        labels = [label.strip() for label in match[2].split(",") if label.strip()]
+        found.append((labels, expr[match.start():end]))
+    return found
+
+
+def matchers(expr: str) -> list[tuple[str, list[str]]]:
+    """Every selector with label matchers: (metric name, the labels it filters on)."""
+    quoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    return [(match[1], [name for name, _ in MATCHER.findall(match[2])]) for match in SELECTOR.finditer(quoted)]

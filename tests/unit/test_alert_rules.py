@@ -32,8 +32,8 @@ GRAFANA = PROJECT_ROOT / "monitoring" / "grafana"
 # BentoML's own request metrics (their names are checked on a live server by the service tier), Prometheus's own.
 BENTOML_METRICS = {"bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket"}
 PROMETHEUS_METRICS = {"up", "ALERTS"}
-PROMQL_WORDS = {"sum", "max", "min", "count", "avg", "rate", "increase", "histogram_quantile", "by", "without", "on",
-                "ignoring", "group_left", "group_right", "and", "or", "unless", "vector", "e"}
+PROMQL_WORDS = {"sum", "max", "min", "count", "avg", "rate", "increase", "histogram_quantile", "label_replace", "by",
+                "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "vector", "e"}
 
 
 def service_metric_names() -> set[str]:
@@ -66,9 +66,11 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
               "PredictionLatencyHigh": "bentoml_service_request_duration_seconds_bucket",
               "PredictionLogWriteFailures": "prediction_log_write_failures_total",
               "NoPredictionTraffic": "bentoml_service_request_total",
-              "PredictionWorkerNotReady": "prediction_worker_ready", "ModelLiveErrorHigh": "model_live_error"}
+              "PredictionWorkerNotReady": "prediction_worker_ready", "ModelLiveErrorHigh": "model_live_rmse_usd"}
     for alert, metric in wanted.items():
         assert metric in reads[alert], (alert, reads.get(alert))
+    assert {"model_live_error_ratio", "model_reference_rmse_usd", "model_reference_error_ratio"} <= reads[
+        "ModelLiveErrorHigh"]
     assert "histogram_quantile(0.99" in ALERTS["PredictionLatencyHigh"]["expr"]
     assert '"5.."' in ALERTS["PredictionServerErrors"]["expr"] and '"4.."' in ALERTS["PredictionClientErrors"]["expr"]
 

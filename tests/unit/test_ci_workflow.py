@@ -116,7 +116,11 @@ def test_drift_check_runs_the_monitor_on_every_task_and_fails_on_drift() -> None
     (job,) = load_workflow(DRIFT_CHECK)["jobs"].values()
     assert sorted(job["env"]["MONITOR_TASKS"].split()) == sorted(TASKS)
     script = drift_check_step()["run"]
-    assert "python -m monitoring.monitor" in script and "|| code=$?" in script and 'exit "$status"' in script
+    assert "python -m monitoring.check" in script and "|| code=$?" in script and 'exit "$status"' in script
+    from monitoring.check import MEANINGS
+
+    for code in set(MEANINGS) - {3}:  # every documented code has its own verdict line (3 is "the monitor failed")
+        assert f"{code}) verdict=" in script, code
     assert "GITHUB_STEP_SUMMARY" in script
     reports = drift_check_step("Reports")
     assert reports["if"] == "always()" and reports["with"]["path"].rstrip("/") == job["env"]["MONITOR_OUT"]

@@ -178,11 +178,11 @@ def test_service_reads_every_variable_the_deployment_sets() -> None:
 
 def test_drift_check_runs_the_monitor_for_every_task_with_arguments_it_accepts() -> None:
     from domain.schema import TASKS
-    from monitoring.monitor import parse_args
+    from monitoring.check import parse_args
 
     tasks = []
     for container in drift_check_containers():
-        assert container["command"] == ["python", "-m", "monitoring.monitor"]
+        assert container["command"] == ["python", "-m", "monitoring.check"]  # what `make monitor` runs
         args = parse_args(container["args"])  # argparse exits on an argument the monitor does not know
         tasks.append(args.task)
         assert args.since == "24h"
@@ -193,11 +193,19 @@ def test_drift_check_runs_the_monitor_for_every_task_with_arguments_it_accepts()
     assert sorted(tasks) == sorted(TASKS)
 
 
-def test_drift_check_fails_its_job_on_a_verdict_and_never_overlaps() -> None:
+def test_drift_check_acts_on_the_exit_codes_and_never_overlaps() -> None:
+    """Every verdict and a broken monitor fail the Job at once; only "nothing to judge" (2) is retried."""
+    from monitoring.check import MEANINGS
+
     cron = MANIFESTS["CronJob"]["spec"]
     assert len(cron["schedule"].split()) == 5 and cron["concurrencyPolicy"] == "Forbid"
-    assert cron["jobTemplate"]["spec"]["backoffLimit"] == 0, "drift is a verdict: a retry would only repeat it"
-    assert drift_check_pod()["restartPolicy"] == "Never"
+    job = cron["jobTemplate"]["spec"]
+    (fail, evicted) = job["podFailurePolicy"]["rules"]
+    assert fail["action"] == "FailJob" and fail["onExitCodes"]["operator"] == "In"
+    assert set(fail["onExitCodes"]["values"]) == set(MEANINGS) - {0, 2}, "drift is a verdict: a retry repeats it"
+    assert evicted == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert 0 < job["backoffLimit"] <= 3  # exit 2 (a database that did not answer) gets another chance or two
+    assert drift_check_pod()["restartPolicy"] == "Never"  # podFailurePolicy requires it
     assert cron["suspend"] is False  # the log every replica writes to is PostgreSQL: there is something to judge
 
 

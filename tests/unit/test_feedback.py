@@ -91,7 +91,7 @@ def test_arm_and_position_go_through_the_writer_into_the_database_and_the_mirror
 def test_a_version_4_log_migrates_to_5_keeping_its_rows(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "predictions.db", isolation_level=None)
     create_version_4_log(db.execute, "sqlite")
-    assert migrate_sqlite(db) == [5] and SCHEMA_VERSION == 5
+    assert migrate_sqlite(db) == [5, 6] and SCHEMA_VERSION == 6
     assert db.execute("SELECT request_id, arm, position FROM predictions ORDER BY id").fetchall() == [
         ("old", "champion", 0), ("batch", "champion", 0), ("batch", "champion", 1), ("batch", "champion", 2)]
     db.close()
@@ -155,14 +155,16 @@ def test_retention_prunes_old_feedback(tmp_path: Path) -> None:
 def test_a_reused_request_id_names_the_newest_prediction_of_each_arm(tmp_path: Path) -> None:
     """A client that sends the same X-Request-ID twice: its feedback scores the newer answer, once, in the service
     and in the monitor's join."""
-    from monitoring.logquery import read_feedback
+    from monitoring import feedback_window
+    from monitoring.logquery import open_window
 
     write(tmp_path, [PredictionRow("same", "housing", "champ:1", {}, 1.0, 1.0),
                      PredictionRow("same", "housing", "champ:1", {}, 2.0, 1.0)])
     store = open_feedback_store(sqlite_in(tmp_path))
     [result] = store.record("housing", [FeedbackItem("same", 0, 3.0)])
     assert result.status == "stored" and result.predictions == (LoggedPrediction("champ:1", "champion", 2.0),)
-    joined = read_feedback(sqlite_in(tmp_path), "housing", None)
+    with open_window(sqlite_in(tmp_path), "housing", None) as window:
+        (joined,) = feedback_window.rows(window)
     assert joined[["prediction", "actual"]].values.tolist() == [[2.0, 3.0]]
 
 
@@ -189,14 +191,20 @@ def test_a_deleted_log_is_a_clear_failure_and_never_blocks_the_writers_reopen(tm
 def test_the_monitor_reads_a_version_4_log_without_migrating_it(tmp_path: Path) -> None:
     """An archived log no current server has opened: every row is the champion's, no feedback yet, and the file
     stays at version 4 (the monitor opens it read-only)."""
-    from monitoring.logquery import read_feedback, read_window
+    from monitoring import feedback_window
+    from monitoring.logquery import open_window
+    from monitoring.report import summarise
+    from monitoring.sample import draw
 
     db = sqlite3.connect(tmp_path / "predictions.db", isolation_level=None)
     create_version_4_log(db.execute, "sqlite")
     db.close()
-    window = read_window(sqlite_in(tmp_path), "housing", None)
-    assert window.predictions[["request_id", "arm", "position"]].values.tolist() == [
-        ["old", "champion", 0], *(["batch", "champion", 0] for _ in range(3))]
-    assert read_feedback(sqlite_in(tmp_path), "housing", None).empty
+    housing = summarise(sqlite_in(tmp_path))["housing"]
+    assert (housing["requests"], housing["predictions"], housing["arms"]) == (2, 4, {"champion": 4})
+    with open_window(sqlite_in(tmp_path), "housing", None) as window:
+        sample = draw(window, 10, seed=1, window_rows=4)
+        assert list(feedback_window.rows(window)) == [] and feedback_window.arm_counts(window) == {}
+    assert sorted(sample.rows["request_id"]) == ["batch", "batch", "batch", "old"] and sample.whole
+    assert sorted(sample.rows["prediction"]) == [1.5, 10.0, 11.0, 12.0]
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 4

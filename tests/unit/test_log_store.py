@@ -128,3 +128,35 @@ def test_the_json_lines_file_is_rotated_by_size_and_no_line_is_lost(tmp_path: Pa
     assert ids == list(range(60 - len(ids), 60)), "the newest lines are all there, in the kept files"
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 60
+
+
+def test_retention_batches_follow_their_time_budget_and_leave_the_lock_to_the_writers() -> None:
+    from prediction_log.batches import DUTY, BatchSize
+
+    size = BatchSize(cap=1000, rows=100, budget_s=0.005)
+    for took, expected in ((0.001, 200), (0.001, 400), (0.004, 400), (0.003, 400), (0.02, 200), (0.006, 100),
+                           (0.0001, 200), (0.0001, 400), (0.0001, 800), (0.0001, 1000), (0.0001, 1000)):
+        size.took(took)
+        assert size.rows == expected, (took, size.rows)
+    for _ in range(20):
+        size.took(1.0)
+    assert size.rows == 1  # never nothing
+    assert BatchSize.pause_s(0.005) == pytest.approx(0.005 * (1 - DUTY) / DUTY)
+    assert BatchSize.pause_s(0.0001, floor_s=0.01) == 0.01
+    assert BatchSize(cap=4).rows == 4  # the cap bounds the first batch too
+
+
+def test_only_a_store_that_locks_its_writers_out_sizes_retention_by_time() -> None:
+    """SQLite's delete holds the write lock: a 5 ms budget and 9/10 of the time left to the writers. PostgreSQL's
+    locks only the deleted rows: whole batches (a budget would shrink them to one row: a commit alone can take
+    longer), and the pause as long as the batch."""
+    from prediction_log.batches import BUDGET_S, BatchSize
+    from prediction_log.postgres_store import PostgresStore
+    from prediction_log.sqlite_store import SQLiteStore
+
+    assert (SQLiteStore.PRUNE_BUDGET_S, SQLiteStore.PRUNE_DUTY) == (BUDGET_S, 0.1)
+    assert PostgresStore.PRUNE_BUDGET_S is None and PostgresStore.PRUNE_DUTY == 0.5
+    size = BatchSize(cap=5000, budget_s=PostgresStore.PRUNE_BUDGET_S)
+    size.took(2.0)
+    assert size.rows == 5000
+    assert BatchSize.pause_s(0.3, duty=PostgresStore.PRUNE_DUTY) == pytest.approx(0.3)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from prediction_log.sample_key import sample_key
 from prediction_log.store import ErrorRow, PredictionRow, encode_errors, encode_predictions
 from prediction_log.writer import LogUnavailable, PredictionLog
 
@@ -36,7 +37,8 @@ def test_json_lines_are_what_json_dumps_of_the_row_gives() -> None:
                                    "arm": row.arm, "position": row.position, "inputs": row.inputs,
                                    "prediction": row.prediction, "latency_ms": row.latency_ms})
         assert value == (ts, row.request_id, row.task, row.model, json.dumps(row.inputs), json.dumps(row.prediction),
-                         row.latency_ms, row.arm, row.position)
+                         row.latency_ms, row.arm, row.position,
+                         sample_key(row.task, row.request_id, row.position, row.arm, ts))
     assert [json.loads(line)["arm"] for line in lines[-4:]] == ["champion", "champion", "shadow", "shadow"]
     error_values, error_lines = encode_errors([ErrorRow("e", "iris", 400, {"error": "x"}, 1.0)], "t")
     assert json.loads(error_lines[0])["status"] == 400 and error_values[0][3] == 400

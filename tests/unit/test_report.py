@@ -20,7 +20,8 @@ def _fill(directory: Path) -> None:
     log.start()
     rows = [PredictionRow(f"r{i}", "housing", "housing-regressor:x", {"median_income": i}, 100_000.0 * i, float(i))
             for i in range(1, 11)]
-    rows += [PredictionRow("batch", "housing", "housing-regressor:x", {}, 50_000.0, 30.0)] * 5
+    rows += [PredictionRow("batch", "housing", "housing-regressor:x", {}, 50_000.0, 30.0, position=position)
+             for position in range(5)]  # one predict_batch request: its records share the latency
     rows.append(PredictionRow("i1", "iris", "iris-classifier:y", {}, {"species": "setosa", "probabilities": {}}, 2.0))
     asyncio.run(log.write([*rows, ErrorRow("bad", "housing", 400, {"error": "x"}, 1.0)]))
     log.close()
