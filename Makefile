@@ -50,11 +50,11 @@ RELEASE_TASKS = $(if $(filter command line environment,$(origin TASK)),$(TASK))
 release: install
 	$(BIN)/python -m stages.release $(RELEASE_TASKS)
 
-## store: save the served set (models/bento_models.json: exact tags) into this machine's BentoML store
+## store: save the served set (models/<task>/bento_tags.json: exact tags) into this machine's BentoML store
 store: install
 	@$(BIN)/python -m stages.bento_store
 
-## bento: the Bento of the served set: the service, models/bento_models.json and exactly the models it names
+## bento: the Bento of the served set: the service, the served set and exactly the models it names
 bento: store
 	@bentoml build --output tag | tail -n 1 | sed 's/^__tag__://' > .bento-tag
 	@echo "Built Bento: $$(cat .bento-tag)  (serve it: .venv/bin/bentoml serve $$(cat .bento-tag))"

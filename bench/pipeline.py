@@ -33,7 +33,7 @@ VENV_BIN = Path(sys.executable).parent
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 UP_TO_DATE = "Data and pipelines are up to date"
 # A cheap candidate: the target is what a user waits for after touching one candidate's params.
-DEFAULT_CHANGE = ("housing", "tree", "max_depth")
+DEFAULT_CHANGE = ("housing", "housing-tree", "max_depth")
 
 
 def dvc_env(bentoml_home: Path | None, housing_csv: Path | None) -> dict[str, str]:
@@ -151,9 +151,9 @@ def timed_repro(work: Path, env: dict[str, str], args: list[str] | None = None) 
             "cached_stages": text.count("is cached - skipping run")}
 
 
-def set_param(params_file: Path, task: str, candidate: str, key: str, value: Any) -> None:
+def set_param(params_file: Path, candidate: str, key: str, value: Any) -> None:
     params = yaml.safe_load(params_file.read_text())
-    params[task]["candidates"][candidate]["hyperparams"][key] = value
+    params["candidates"][candidate]["hyperparams"][key] = value
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -214,10 +214,10 @@ def _incremental(work: Path, env: dict[str, str], change: tuple[str, str, str], 
     times the repro; after the last step it reverts the param and yields the revert's timing."""
     params_file = work / "params.yaml"
     original = params_file.read_text()
-    task, candidate, key = change
-    value = yaml.safe_load(original)[task]["candidates"][candidate]["hyperparams"][key]
+    _, candidate, key = change
+    value = yaml.safe_load(original)["candidates"][candidate]["hyperparams"][key]
     for step in steps:
-        set_param(params_file, task, candidate, key, value - step)
+        set_param(params_file, candidate, key, value - step)
         yield timed_repro(work, env)
     params_file.write_text(original)
     yield timed_repro(work, env)
@@ -232,10 +232,10 @@ def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int 
     With `peer` (a git revision of the project, e.g. the commit before a change), the same measurements run on
     that revision too, interleaved with the project's (full A, full B, full A, ...), so both see the same machine.
     """
-    task, candidate, key = change
-    start = yaml.safe_load((code_root / "params.yaml").read_text())[task]["candidates"][candidate]["hyperparams"][key]
+    _, candidate, key = change
+    start = yaml.safe_load((code_root / "params.yaml").read_text())["candidates"][candidate]["hyperparams"][key]
     if start - changes < 1:
-        raise ValueError(f"{changes} changes of {task}.candidates.{candidate}.hyperparams.{key} (now {start}) would "
+        raise ValueError(f"{changes} changes of candidates.{candidate}.hyperparams.{key} (now {start}) would "
                          "go below 1: ask for fewer rounds")
     variants = {"project": None} | ({"peer": peer} if peer else {})
     fulls: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
@@ -259,7 +259,7 @@ def measure_full(code_root: Path, scratch: Path, housing_csv: Path, rounds: int 
             changed[name].append(next(sequences[name]))
             log(f"  {name} one-candidate change {step}/{changes}: {changed[name][-1]['wall_s']:.1f} s")
     reverted = {name: next(sequences[name]) for name in variants}
-    description = f"{task}.candidates.{candidate}.hyperparams.{key}: {start} -> " + ", ".join(
+    description = f"candidates.{candidate}.hyperparams.{key}: {start} -> " + ", ".join(
         str(start - step) for step in steps)
 
     def result(name: str) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """Which models this service serves: the exact tags the pipeline decided, never "the newest in the store".
 
-Stage `package` writes models/bento_models.json, `{task: {"champion": tag, "challenger": tag}}`, git-tracked
-beside the commit that produced it. `bentoml serve` (from the project) reads it here; `bentoml build` ships it in
-the Bento (bentofile.yaml), so the built Bento, its container image and every deployment of that image serve the
-same tags. A model saved later under the same name (an experiment, another branch) changes nothing.
+Stage `package` writes models/<task>/bento_tags.json, `{"champion": tag, "challenger": tag}`, git-tracked beside
+the commit that produced it; over the tasks params.yaml lists, these files are the served set. `bentoml serve`
+(from the project) reads them here; `bentoml build` ships them in the Bento with params.yaml and the tasks'
+declarations (bentofile.yaml), so the built Bento, its container image and every deployment of that image serve
+the same tags. A model saved later under the same name (an experiment, another branch) changes nothing.
 
-SERVED_MODELS names another such file (a test's own pipeline, say); a task without a "challenger" is served by
-its champion alone.
+SERVED_MODELS names another project directory (a test's own pipeline, say) or a JSON file
+`{task: {"champion": tag, "challenger": tag}}`; a task without a "challenger" is served by its champion alone.
 """
 
 from __future__ import annotations
@@ -17,28 +18,51 @@ from pathlib import Path
 
 import bentoml
 
-from domain.schema import SCHEMAS
+from domain.schema import PROJECT_ROOT, DeclarationError, load_schema, task_names
 
 SERVED_MODELS_ENV = "SERVED_MODELS"
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "models" / "bento_models.json"
 ROLES = ("champion", "challenger")
 
 
 def served_set_path() -> Path:
-    return Path(os.environ.get(SERVED_MODELS_ENV) or DEFAULT_PATH)
+    """Where the served set is read from: SERVED_MODELS, else the project (or the Bento's source)."""
+    return Path(os.environ.get(SERVED_MODELS_ENV) or PROJECT_ROOT)
 
 
-def load_served_set(path: Path | None = None) -> dict[str, dict[str, str]]:
-    """Every declared task's tags, checked: each task has a champion, every tag is `name:version` of its role."""
-    path = path or served_set_path()
+def _read(path: Path) -> object:
     try:
-        served = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SystemExit(f"{path} is missing: it names the models to serve; run `make run` (or `dvc repro`)") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"{path} is not valid JSON ({exc}): restore it with `git checkout {path.name}`") from None
-    for task, schema in SCHEMAS.items():
-        roles = served.get(task) if isinstance(served, dict) else None
+        raise SystemExit(f"{path} is not valid JSON ({exc}): restore it with `git checkout {path}`") from None
+
+
+def read_served_set(path: Path) -> tuple[dict[str, object], Path | None]:
+    """The raw served set at `path` (a project directory or a JSON file) and the project it names tasks from."""
+    if path.is_dir():
+        try:
+            tasks = task_names(path)
+        except (DeclarationError, OSError) as exc:
+            raise SystemExit(f"{path}: {exc}") from None
+        return {task: _read(path / "models" / task / "bento_tags.json") for task in tasks}, path
+    served = _read(path)
+    if not isinstance(served, dict) or not served:
+        raise SystemExit(f"{path}: expected {{task: {{\"champion\": tag, \"challenger\": tag}}}}")
+    return served, None
+
+
+def load_served_set(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """Every served task's tags, checked: each task is declared and has a champion, every tag is `name:version`
+    of its role."""
+    path = path or served_set_path()
+    served, _ = read_served_set(path)
+    checked: dict[str, dict[str, str]] = {}
+    for task, roles in served.items():
+        try:
+            schema = load_schema(task)
+        except DeclarationError as exc:
+            raise SystemExit(f"{path}: serves {task!r}, which is not declared: {exc}") from None
         if not isinstance(roles, dict) or not isinstance(roles.get("champion"), str):
             raise SystemExit(f"{path}: no champion tag for task {task!r}; run `dvc repro`")
         for role, name in (("champion", schema.model_name), ("challenger", schema.challenger_name)):
@@ -46,7 +70,8 @@ def load_served_set(path: Path | None = None) -> dict[str, dict[str, str]]:
             if tag is not None and (not isinstance(tag, str) or tag.partition(":")[0] != name
                                     or tag.partition(":")[2] in ("", "latest")):
                 raise SystemExit(f"{path}: {task} {role} must be an exact tag {name}:<version>, got {tag!r}")
-    return {task: {role: served[task][role] for role in ROLES if served[task].get(role)} for task in SCHEMAS}
+        checked[task] = {role: roles[role] for role in ROLES if roles.get(role)}
+    return checked
 
 
 def model_reference(tag: str, path: Path | None = None) -> bentoml.models.BentoModel:

@@ -35,7 +35,10 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KDTree
 from sklearn.utils.validation import check_is_fitted
 
-from domain.schema import HOUSING, OCEAN_PROXIMITY
+from domain.schema import CategoryField, load_schema
+
+HOUSING = load_schema("housing")  # the task this transformer is declared for (tasks/housing.yaml)
+OCEAN_PROXIMITY = next(spec.categories for spec in HOUSING.features if isinstance(spec, CategoryField))
 
 NUMERIC = HOUSING.numeric_features
 CITIES = {  # (latitude, longitude)

@@ -1,28 +1,31 @@
-"""The raw fields of each task: names, types, ranges, and what kind of prediction the task makes.
+"""A task's declaration: its raw fields (names, types, ranges), its target, its data source and how it is served.
 
-One source of truth: preprocess validates the raw CSV against these specs and the service builds its
-request models from them, so a value the pipeline would reject is rejected at serving time too, with
-the same bounds. Code that differs between regression and classification asks `TaskSchema.kind`,
-never the task's name.
+A task is a file, `tasks/<task>.yaml` (docs/bring-your-own-data.md describes every key), plus its block of
+params.yaml (candidates, champion rule, gate); `params.yaml tasks` lists the tasks the pipeline builds. One
+source of truth: preprocess validates the raw CSV against these specs and the service builds its request and
+answer models from them, so a value the pipeline would reject is rejected at serving time too, with the same
+bounds. Code that differs between regression and classification asks `TaskSchema.kind`, never a task's name.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-# California with a margin of about half a degree on each side.
-CALIFORNIA_LONGITUDE = (-125.0, -113.5)
-CALIFORNIA_LATITUDE = (32.0, 42.5)
+import yaml
 
-# A census block group holds 600 to 3,000 people; the 1990 file's largest has 35,682 people and
-# 39,320 rooms. Ten times that is still accepted, a typo of a few orders of magnitude is not.
-MAX_POPULATION = 400_000
-MAX_ROOMS = 400_000
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TASK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a route segment, a stage key and a Prometheus label value
 
-OCEAN_PROXIMITY = ("<1H OCEAN", "INLAND", "NEAR OCEAN", "NEAR BAY", "ISLAND")
-IRIS_SPECIES = ("setosa", "versicolor", "virginica")
+
+class DeclarationError(ValueError):
+    """A task declaration that cannot be used; the message names the file and the key."""
 
 
 class Kind(StrEnum):
@@ -33,8 +36,9 @@ class Kind(StrEnum):
 @dataclass(frozen=True)
 class NumericField:
     """A float column with inclusive, finite bounds: the plausible range of the quantity, wider than any
-    training data, so that a value no census block group (or flower) can have is rejected by preprocess
-    and by the service alike. `nullable`: the value may be missing (null or absent); the model imputes it."""
+    training data, so that a value no real record can have is rejected by preprocess and by the service
+    alike. `nullable`: the value may be missing (null or absent); the model imputes it. `column`: the raw
+    file's name for it, when that differs."""
 
     name: str
     description: str
@@ -42,43 +46,61 @@ class NumericField:
     maximum: float
     nullable: bool = False
     unit: str = ""
+    column: str = ""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.minimum) and math.isfinite(self.maximum) and self.minimum <= self.maximum):
             raise ValueError(f"{self.name}: bounds must be finite with minimum <= maximum, "
                              f"got [{self.minimum}, {self.maximum}]")
 
+    @property
+    def source_column(self) -> str:
+        return self.column or self.name
+
 
 @dataclass(frozen=True)
 class CategoryField:
+    """One of a fixed set of strings; `required=False`: it may be missing (the model treats it as unknown)."""
+
     name: str
     description: str
     categories: tuple[str, ...]
     required: bool = True
+    column: str = ""
+
+    @property
+    def source_column(self) -> str:
+        return self.column or self.name
+
+
+Spec = NumericField | CategoryField
 
 
 @dataclass(frozen=True)
 class TaskSchema:
-    """Features a client sends, plus the label column of the raw file.
+    """Features a client sends, plus the label column of the raw file, the data source and serving names.
 
     `model_name` names the champion in the MLflow registry and the BentoML model store (`challenger_name`
     the challenger in the store; in the registry it is a version of `model_name` with the alias `challenger`);
-    `prediction_metric` is the Prometheus metric of its predictions (a histogram of values for
-    regression with `prediction_buckets`, a counter by class for classification);
-    `feature_transformer` ("module:Class") derives the model's features from the raw fields, if the task
-    has one. It is named, not imported, so another task's pipeline never depends on that code.
+    `answer` is the field of the service's answer that holds the prediction; `prediction_metric` is the
+    Prometheus metric of its predictions (a histogram of values for regression with `prediction_buckets`, a
+    counter by class for classification); `feature_transformer` ("module:Class") derives the model's features
+    from the raw fields, if the task has one. It is named, not imported, so another task's pipeline never
+    depends on that code.
     """
 
     task: str
     kind: Kind
-    features: tuple[NumericField | CategoryField, ...]
-    target: NumericField | CategoryField
+    features: tuple[Spec, ...]
+    target: Spec
     model_name: str
     prediction_metric: str
     prediction_buckets: tuple[float, ...] = ()
     feature_transformer: str = ""
     # Pairs (smaller, larger): the first may not exceed the second in the same row.
     not_greater_than: tuple[tuple[str, str], ...] = field(default=())
+    source: Mapping[str, str] = field(default_factory=dict)
+    answer: str = ""
 
     @property
     def challenger_name(self) -> str:
@@ -98,46 +120,176 @@ class TaskSchema:
         return [*self.feature_names, self.target.name]
 
     @property
+    def renamed_columns(self) -> dict[str, str]:
+        """Raw file column -> field name, for the columns the declaration renames."""
+        return {spec.column: spec.name for spec in (*self.features, self.target) if spec.column}
+
+    @property
     def classes(self) -> tuple[str, ...]:
         """The labels a classifier predicts; empty for regression."""
         return self.target.categories if isinstance(self.target, CategoryField) else ()
 
 
-HOUSING = TaskSchema(
-    task="housing",
-    kind=Kind.REGRESSION,
-    features=(
-        NumericField("longitude", "block group centroid longitude", *CALIFORNIA_LONGITUDE, unit="degrees"),
-        NumericField("latitude", "block group centroid latitude", *CALIFORNIA_LATITUDE, unit="degrees"),
-        NumericField("housing_median_age", "median age of the houses", 0, 200, unit="years"),
-        NumericField("total_rooms", "rooms in the block group", 0, MAX_ROOMS),
-        NumericField("total_bedrooms", "bedrooms in the block group; null or absent if unknown (the model imputes "
-                     "it from total_rooms)", 0, MAX_ROOMS, nullable=True),
-        NumericField("population", "people living in the block group", 0, MAX_POPULATION),
-        NumericField("households", "households in the block group", 1, MAX_POPULATION),
-        NumericField("median_income", "median household income", 0, 100, unit="tens of thousands of US dollars"),
-        CategoryField("ocean_proximity", "distance class to the ocean", OCEAN_PROXIMITY, required=False),
-    ),
-    target=NumericField("median_house_value", "median house value", 0, 10_000_000, unit="US dollars"),
-    not_greater_than=(("total_bedrooms", "total_rooms"),),
-    model_name="housing-regressor",
-    prediction_metric="housing_prediction_value_usd",
-    feature_transformer="domain.features:HousingFeatures",
-    prediction_buckets=(50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 350_000, 400_000, 450_000, 500_000,
-                        600_000),
-)
+# -- reading declarations -------------------------------------------------------------------------------------
+def declaration_file(task: str, root: Path | None = None) -> Path:
+    return (root or PROJECT_ROOT) / "tasks" / f"{task}.yaml"
 
-IRIS = TaskSchema(
-    task="iris",
-    kind=Kind.CLASSIFICATION,
-    features=tuple(
-        NumericField(name, f"{name.replace('_', ' ')} of the flower", 0, 50, unit="cm")
-        for name in ("sepal_length", "sepal_width", "petal_length", "petal_width")
-    ),
-    target=CategoryField("species", "iris species", IRIS_SPECIES),
-    model_name="iris-classifier",
-    prediction_metric="iris_predicted_species",
-)
 
-SCHEMAS = {schema.task: schema for schema in (HOUSING, IRIS)}
-TASKS = tuple(SCHEMAS)
+def _text(where: str, value: Any, default: str | None = None) -> str:
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str) or not value.strip():
+        raise DeclarationError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _number(where: str, value: Any) -> float:
+    """A finite number as written (an int stays an int, so messages print 400000, not 400000.0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DeclarationError(f"{where}: expected a finite number, got {value!r}")
+    return value
+
+
+def _keys(where: str, block: Any, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
+    if not isinstance(block, dict):
+        raise DeclarationError(f"{where}: expected a mapping, got {type(block).__name__}")
+    unknown, missing = sorted(set(block) - allowed), sorted(required - set(block))
+    if unknown:
+        raise DeclarationError(f"{where}: unknown key {unknown[0]!r} (expected: {', '.join(sorted(allowed))})")
+    if missing:
+        raise DeclarationError(f"{where}: missing key {missing[0]!r}")
+    return block
+
+
+FIELD_KEYS = {"description", "minimum", "maximum", "categories", "unit", "optional", "column"}
+
+
+def _spec(where: str, name: Any, block: Any) -> Spec:
+    name = _text(where, name)
+    block = _keys(where, {} if block is None else block, FIELD_KEYS)
+    description = _text(f"{where}.description", block.get("description"), default=name)
+    column = _text(f"{where}.column", block.get("column"), default="")
+    optional = block.get("optional", False)
+    if not isinstance(optional, bool):
+        raise DeclarationError(f"{where}.optional: expected true or false, got {optional!r}")
+    if "categories" in block:
+        categories = block["categories"]
+        if (not isinstance(categories, list) or len(categories) < 2
+                or not all(isinstance(c, str) and c for c in categories) or len(set(categories)) < len(categories)):
+            raise DeclarationError(f"{where}.categories: expected a list of two or more distinct strings")
+        if {"minimum", "maximum", "unit"} & set(block):
+            raise DeclarationError(f"{where}: a category field has no minimum, maximum or unit")
+        return CategoryField(name, description, tuple(categories), required=not optional, column=column)
+    if "minimum" not in block or "maximum" not in block:
+        raise DeclarationError(f"{where}: a numeric field needs minimum and maximum (or categories: [...])")
+    minimum, maximum = _number(f"{where}.minimum", block["minimum"]), _number(f"{where}.maximum", block["maximum"])
+    if minimum > maximum:
+        raise DeclarationError(f"{where}: minimum {minimum:g} exceeds maximum {maximum:g}")
+    return NumericField(name, description, minimum, maximum, nullable=optional,
+                        unit=_text(f"{where}.unit", block.get("unit"), default=""), column=column)
+
+
+def _source(where: str, block: Any) -> dict[str, str]:
+    block = _keys(where, block, {"url", "path", "sklearn_dataset", "md5"}, {"md5"})
+    origins = sorted({"url", "path", "sklearn_dataset"} & set(block))
+    if len(origins) != 1:
+        raise DeclarationError(f"{where}: give exactly one of url, path or sklearn_dataset")
+    if not re.fullmatch(r"[0-9a-f]{32}", str(block["md5"])):
+        raise DeclarationError(f"{where}.md5: expected 32 hexadecimal digits, got {block['md5']!r}")
+    return {key: _text(f"{where}.{key}", value) for key, value in block.items()}
+
+
+def parse_declaration(task: str, document: Any, where: str) -> TaskSchema:
+    """The TaskSchema a declaration's YAML document describes; DeclarationError names the offending key."""
+    if not TASK_NAME.match(task):
+        raise DeclarationError(f"{where}: task name {task!r} must be lowercase letters, digits and underscores, "
+                               "starting with a letter")
+    doc = _keys(where, document, {"kind", "source", "fields", "target", "not_greater_than", "serving",
+                                  "feature_transformer"}, {"kind", "source", "fields", "target"})
+    try:
+        kind = Kind(doc["kind"])
+    except ValueError:
+        raise DeclarationError(f"{where}: kind: expected regression or classification, got {doc['kind']!r}") from None
+    fields = doc["fields"]
+    if not isinstance(fields, dict) or not fields:
+        raise DeclarationError(f"{where}: fields: expected a mapping of field name to its spec")
+    features = tuple(_spec(f"{where}: fields.{name}", name, block) for name, block in fields.items())
+    target_block = dict(_keys(f"{where}: target", doc["target"], FIELD_KEYS | {"name"}, {"name"}))
+    target = _spec(f"{where}: target", target_block.pop("name"), target_block)
+    if (kind is Kind.CLASSIFICATION) != isinstance(target, CategoryField):
+        raise DeclarationError(f"{where}: target: a {kind} task needs a "
+                               f"{'category' if kind is Kind.CLASSIFICATION else 'numeric'} target")
+    names = [spec.name for spec in (*features, target)]
+    if len(set(names)) < len(names):
+        raise DeclarationError(f"{where}: the target {target.name!r} is also a field")
+    pairs = doc.get("not_greater_than") or []
+    numeric = {spec.name for spec in features if isinstance(spec, NumericField)}
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= numeric):
+            raise DeclarationError(f"{where}: not_greater_than: {pair!r} is not a pair of numeric fields")
+    serving = _keys(f"{where}: serving", doc.get("serving") or {}, {"model_name", "answer", "metric", "buckets"})
+    default_metric = (f"{task}_prediction_value" if kind is Kind.REGRESSION else f"{task}_predicted_{target.name}")
+    buckets = serving.get("buckets") or _default_buckets(target)
+    return TaskSchema(
+        task=task, kind=kind, features=features, target=target,
+        model_name=_text(f"{where}: serving.model_name", serving.get("model_name"),
+                         default=f"{task}-{'regressor' if kind is Kind.REGRESSION else 'classifier'}"),
+        prediction_metric=_text(f"{where}: serving.metric", serving.get("metric"), default=default_metric),
+        prediction_buckets=tuple(_number(f"{where}: serving.buckets", b) for b in buckets)
+        if kind is Kind.REGRESSION else (),
+        feature_transformer=_text(f"{where}: feature_transformer", doc.get("feature_transformer"), default=""),
+        not_greater_than=tuple((a, b) for a, b in pairs),
+        source=_source(f"{where}: source", doc["source"]),
+        answer=_text(f"{where}: serving.answer", serving.get("answer"), default=target.name),
+    )
+
+
+def _default_buckets(target: Spec) -> list[float]:
+    """Ten equal-width buckets over the target's declared range (a classifier needs none)."""
+    if not isinstance(target, NumericField):
+        return []
+    step = (target.maximum - target.minimum) / 10
+    return [target.minimum + step * k for k in range(1, 10)] if step > 0 else [target.maximum]
+
+
+@cache
+def load_schema(task: str, root: Path | None = None) -> TaskSchema:
+    """The task's declaration (tasks/<task>.yaml under `root`, the project by default)."""
+    path = declaration_file(task, root)
+    if not TASK_NAME.match(task) or not path.is_file():
+        raise DeclarationError(f"unknown task {task!r}: no declaration {path.relative_to(path.parents[1])}")
+    with open(path, encoding="utf-8") as fh:
+        try:
+            document = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise DeclarationError(f"{path.name}: not valid YAML: {exc}") from None
+    return parse_declaration(task, document, f"tasks/{path.name}")
+
+
+def task_names(root: Path | None = None) -> tuple[str, ...]:
+    """The tasks the pipeline builds: params.yaml `tasks`, in its order."""
+    with open((root or PROJECT_ROOT) / "params.yaml", encoding="utf-8") as fh:
+        tasks = (yaml.safe_load(fh) or {}).get("tasks")
+    if not isinstance(tasks, list) or not all(isinstance(t, str) and TASK_NAME.match(t) for t in tasks):
+        raise DeclarationError("params.yaml tasks: expected a list of task names (each with tasks/<task>.yaml)")
+    return tuple(tasks)
+
+
+class Declarations(Mapping[str, TaskSchema]):
+    """Task name -> its schema, each declaration read when first asked for (so a stage reads only its own task's),
+    over the tasks params.yaml lists."""
+
+    def __getitem__(self, task: str) -> TaskSchema:
+        try:
+            return load_schema(task)
+        except DeclarationError as exc:
+            raise KeyError(str(exc)) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(task_names())
+
+    def __len__(self) -> int:
+        return len(task_names())
+
+
+SCHEMAS: Mapping[str, TaskSchema] = Declarations()

@@ -1,6 +1,6 @@
 """Save the served set into this machine's BentoML model store: the first step of `make bento` and `make serve`.
 
-For each task and role, the model `models/bento_models.json` names is saved under exactly that tag, with its
+For each task and role, the model `models/<task>/bento_tags.json` names is saved under exactly that tag, with its
 reference profile ("reference"), compiled graph ("compiled") and, for the champion, its explanation background
 ("explain_background") as custom objects, and its scores and provenance as metadata: the MLflow run that logged
 it, the registry version it holds (once `make release` registered it; "not released" before) and the git commit
@@ -8,7 +8,7 @@ its run was logged at. A model
 already stored under its tag is left alone unless its provenance changed (it is saved again: same tag, same
 bytes, newer metadata).
 
-Refuses, saving nothing, when the work tree's outputs do not give the tags models/bento_models.json names (a
+Refuses, saving nothing, when the work tree's outputs do not give the tags those files name (a
 `dvc repro` in progress or not run since a change): the Bento would otherwise ship a model the file does not name.
 
     python -m stages.bento_store
@@ -20,12 +20,11 @@ import argparse
 import sys
 from typing import Any
 
-from domain.schema import TASKS
-from stages.config import ROLES, reference_profile, served_model
+from stages.config import ROLES, bento_tags, declared_tasks, reference_profile, served_model
 from stages.explain_files import explain_background
 from stages.files import read_json
 from stages.models import load_model
-from stages.package import SERVED_SET, Packaged, packaged
+from stages.package import Packaged, committed_served_set, packaged
 from stages.provenance import git_commit
 
 NOT_RELEASED = "not released"  # the registry version of a model `make release` has not registered yet
@@ -76,12 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     try:
-        named = read_json(SERVED_SET)
-        models = {(task, role): packaged(task, role) for task in TASKS for role in ROLES}
+        named = committed_served_set()
+        models = {(task, role): packaged(task, role) for task in declared_tasks() for role in ROLES}
     except FileNotFoundError as exc:
         sys.exit(f"bento store: {exc.filename} is missing; run `dvc repro` (or `dvc pull`) first")
-    stale = [f"{task} {role}: the outputs give {model.tag}, {SERVED_SET} names {named.get(task, {}).get(role)}"
-             for (task, role), model in models.items() if named.get(task, {}).get(role) != model.tag]
+    stale = [f"{task} {role}: the outputs give {model.tag}, {bento_tags(task)} names {named[task].get(role)}"
+             for (task, role), model in models.items() if named[task].get(role) != model.tag]
     if stale:
         sys.exit("bento store: the work tree does not match the served set, nothing saved (run `dvc repro`, or "
                  "`dvc checkout` to go back to the committed outputs):\n  " + "\n  ".join(stale))

@@ -17,6 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.compose import ColumnTransformer
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -26,13 +27,14 @@ from sklearn.ensemble import (
     RandomForestRegressor,
     VotingRegressor,
 )
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from domain.estimators import ClippedRegressor
-from domain.schema import SCHEMAS
+from domain.schema import SCHEMAS, CategoryField, TaskSchema
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "linear_regression": LinearRegression,
@@ -77,12 +79,30 @@ def feature_transformer(task: str) -> type[TransformerMixin] | None:
     return getattr(import_module(module), cls)
 
 
+def tabular_features(schema: TaskSchema) -> ColumnTransformer | None:
+    """The feature step of a task that declares no feature_transformer but has category or optional fields:
+    missing numbers imputed by the training median, categories one-hot encoded in the declared order (a missing
+    or unknown one: all zeros). None when every field is a required number: the estimator takes them as they are."""
+    categories = [spec for spec in schema.features if isinstance(spec, CategoryField)]
+    numeric = [spec.name for spec in schema.features if not isinstance(spec, CategoryField)]
+    if not categories and not any(getattr(spec, "nullable", False) for spec in schema.features):
+        return None
+    return ColumnTransformer([
+        ("numeric", SimpleImputer(strategy="median"), numeric),
+        ("category", OneHotEncoder(categories=[list(spec.categories) for spec in categories],
+                                   handle_unknown="ignore", sparse_output=False), [spec.name for spec in categories]),
+    ], verbose_feature_names_out=False)
+
+
 def build_pipeline(task: str, spec: dict[str, Any], features: dict[str, Any], seed: int) -> Pipeline:
-    """Raw fields in, prediction out: the task's feature step (if it has one), optional scaling, estimator."""
+    """Raw fields in, prediction out: the task's feature step (its declared one, else `tabular_features` where
+    needed), optional scaling, estimator."""
     steps: list[tuple[str, Any]] = []
     transformer = feature_transformer(task)
     if transformer is not None:
         steps.append(("features", transformer(**features, random_state=seed)))
+    elif (tabular := tabular_features(SCHEMAS[task])) is not None:
+        steps.append(("features", tabular))
     if spec.get("scale", False):
         steps.append(("scale", StandardScaler()))
     steps.append(("model", build_estimator(spec, seed)))

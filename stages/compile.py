@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from domain.compiled import FORMAT, INPUT, OUTPUT, TOLERANCE_USD, CompiledModel, disagreement_usd
-from domain.schema import TASKS
-from stages.config import ROLES, compiled_dir, served_model
+from stages.config import ROLES, compiled_dir, declared_tasks, served_model
 from stages.files import atomic_dir, md5sum, write_json
 from stages.models import load_model
 from stages.rawdata import read_split
@@ -230,8 +229,8 @@ def compile_model(pipeline: Any, check_rows: Any) -> tuple[bytes | None, dict[st
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0] not in TASKS:
-        sys.exit(f"usage: python -m stages.compile {{{','.join(TASKS)}}}")
+    if len(argv) != 1 or argv[0] not in declared_tasks():
+        sys.exit(f"usage: python -m stages.compile {{{','.join(declared_tasks())}}}")
     task = argv[0]
     rows = read_split(task, "train")[0].head(CHECK_ROWS)
     for role in ROLES:  # the served champion and challenger (stage `promote`): each travels with its own graph

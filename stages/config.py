@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from domain.schema import TASKS
+from domain.schema import DeclarationError, TaskSchema, load_schema, task_names
 
 
 def repo_root() -> Path:
@@ -36,10 +36,36 @@ def load_params(path: str = "params.yaml") -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+def declared_tasks() -> tuple[str, ...]:
+    """params.yaml `tasks`, read from the stage's working directory."""
+    try:
+        return task_names(workdir())
+    except (DeclarationError, OSError) as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def task_schema(task: str) -> TaskSchema:
+    """The task's declaration (tasks/<task>.yaml), or SystemExit naming the file and the key at fault."""
+    try:
+        return load_schema(task)
+    except DeclarationError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def task_params(task: str) -> dict[str, Any]:
-    if task not in TASKS:
-        raise SystemExit(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
-    return load_params()[task]
+    """The task's block of params.yaml (champion rule, gate, feature and explanation settings)."""
+    params = load_params()
+    if task not in declared_tasks() or not isinstance(params.get(task), dict):
+        raise SystemExit(f"unknown task {task!r}: params.yaml lists {', '.join(declared_tasks())} under `tasks`, "
+                         "each with its own block")
+    return params[task]
+
+
+def task_candidates(task: str, params: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The task's candidates, params.yaml `candidates` entries whose `task` is this one (without that key)."""
+    params = params or load_params()
+    return {name: {key: value for key, value in spec.items() if key != "task"}
+            for name, spec in (params.get("candidates") or {}).items() if spec.get("task") == task}
 
 
 def raw_csv(task: str) -> Path:
@@ -85,6 +111,12 @@ def served_info(task: str) -> Path:
 def promotion_file(task: str) -> Path:
     """The promotion gate's decision and why (git-tracked, deterministic)."""
     return Path("metrics") / "promotion" / f"{task}.json"
+
+
+def bento_tags(task: str) -> Path:
+    """The task's served tags, `{"champion": tag, "challenger": tag}` (stage `package`, git-tracked): together,
+    over params.yaml `tasks`, the served set the service pins."""
+    return Path("models") / task / "bento_tags.json"
 
 
 def compiled_dir(task: str, role: str = "champion") -> Path:
@@ -136,3 +168,17 @@ def dvc_cached_file(md5: str) -> Path | None:
     except DvcException:  # not a DVC repository: the caller falls back to the registry
         return None
     return path if path.is_file() else None
+
+
+def task_argument(task: str) -> str:
+    """argparse type of a task argument: a task params.yaml lists, whose declaration reads."""
+    import argparse
+
+    if task not in declared_tasks():
+        raise argparse.ArgumentTypeError(f"unknown task {task!r}: params.yaml `tasks` lists "
+                                         f"{', '.join(declared_tasks())}")
+    try:
+        load_schema(task)
+    except DeclarationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return task

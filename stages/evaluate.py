@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domain.schema import SCHEMAS, TASKS, Kind
+from domain.schema import SCHEMAS, Kind
 from stages.champion import choose_champion
 from stages.config import (
     candidate_dir,
@@ -39,6 +39,8 @@ from stages.config import (
     metrics_file,
     mlflow_info,
     plots_dir,
+    task_argument,
+    task_candidates,
 )
 from stages.files import atomic_dir, atomic_path, read_json, write_json
 from stages.lifetime import start_stage
@@ -57,7 +59,7 @@ def load_candidates(task: str, names: list[str]) -> dict[str, dict[str, Any]]:
     for name in names:
         path = candidate_dir(task, name) / "summary.json"
         if not path.exists():
-            sys.exit(f"evaluate {task}: {path} is missing; run `dvc repro train-{task}@{name}` first")
+            sys.exit(f"evaluate {task}: {path} is missing; run `dvc repro train@{name}` first")
         summaries[name] = read_json(path)
     return summaries
 
@@ -92,7 +94,7 @@ def plot_data(task: str, y_true: pd.Series, y_pred: np.ndarray, candidates: dict
 def evaluate(task: str, params: dict[str, Any]) -> dict[str, Any]:
     """Choose the champion, then score every candidate on the test split. Pure apart from reading files."""
     rule = params[task]["champion"]
-    names = list(params[task]["candidates"])
+    names = list(task_candidates(task, params))
     summaries = load_candidates(task, names)
     champion = choose_champion(summaries, rule["metric"], rule.get("max_splits_per_row"))
 
@@ -126,7 +128,7 @@ def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> dict[s
     datasets = tracking.training_datasets(task)
     for name, result in report["candidates"].items():
         run = tracking.candidate_run(task, name, candidate_dir(task, name) / "model.joblib", summaries[name],
-                                     params["data"][task]["md5"], latency_rows=report["X_test"], datasets=datasets)
+                                     SCHEMAS[task].source["md5"], latency_rows=report["X_test"], datasets=datasets)
         tracking.add_metrics(run.run_id, {"test": result["test"]}, tags={"champion": str(name == champion).lower()})
         runs[name] = {"run_id": run.run_id, "model_uri": run.model_uri}
         if run.logged_now:
@@ -155,7 +157,7 @@ def write_outputs(task: str, params: dict[str, Any], report: dict[str, Any]) -> 
         "task": task,
         "candidate": champion,
         "metric": metric,
-        "raw_data_md5": params["data"][task]["md5"],
+        "raw_data_md5": SCHEMAS[task].source["md5"],
         "cv": best["cv"],
         "test": best["test"],
         "cost": best["cost"],
@@ -167,7 +169,7 @@ def write_outputs(task: str, params: dict[str, Any], report: dict[str, Any]) -> 
 def main(argv: list[str] | None = None) -> None:
     start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
     params = load_params()
     report = evaluate(args.task, params)

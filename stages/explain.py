@@ -2,7 +2,7 @@
 
 Writes models/<task>/explain_background.json (packaged with the model) and metrics/plots/importance/<task>.csv.
 
-- **Background**: `explain.background_rows[task]` training rows, one seeded row per stratum of the champion's
+- **Background**: `<task>.explain.background_rows` training rows, one seeded row per stratum of the champion's
   prediction (`background_records`), as raw records. `package` attaches them to the model (custom object
   "explain_background"), so the service explains against the data of the model that predicts. One
   explanation costs 2**fields x these rows through the model (housing: 512 x 4 = 2,048 rows), hence a knob.
@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from domain.explain import ExactShapley, Model, arrays_model, encode, frame_model
-from domain.schema import SCHEMAS, TASKS, Kind
-from stages.config import compiled_dir, load_params, mlflow_info
+from domain.schema import SCHEMAS, Kind
+from stages.config import compiled_dir, load_params, mlflow_info, task_argument
 from stages.config import served_model as served_file
 from stages.explain_files import explain_background, importance_plot
 from stages.files import atomic_path, read_json
@@ -134,13 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     from stages.rawdata import read_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
     task, schema, settings = args.task, SCHEMAS[args.task], load_params()["explain"]
     X_train = read_split(task, "train")[0]
     model, predictor = served_model(task, load_model(served_file(task)))
     records = background_records(X_train, sort_key(task, model(encode(schema, X_train.to_dict(orient="records")))),
-                                 settings["background_rows"][task], settings["seed"])
+                                 load_params()[task]["explain"]["background_rows"], settings["seed"])
     X_test = read_split(task, "test")[0]
     sample = importance_sample(X_test, settings["importance_rows"], settings["seed"])
     rows = encode(schema, sample.to_dict(orient="records"))

@@ -1,9 +1,9 @@
 """Stage `fetch`: put each task's raw data at data/raw/<task>.csv, checksum-verified.
 
-Where the data comes from is in params.yaml `data.<task>`: a public `url` (a local copy named by env
-`<TASK>_CSV`, e.g. HOUSING_CSV, wins: machines without internet), or a `sklearn_dataset` bundled with
-scikit-learn, written out as a CSV. Either way the md5 in params.yaml must match, so dvc.lock always
-records the same data.
+Where the data comes from is the task's declaration, `source` in tasks/<task>.yaml: a public `url` (a local
+copy named by env `<TASK>_CSV`, e.g. HOUSING_CSV, wins: machines without internet), a `path` to a CSV file
+(relative to the repository), or a `sklearn_dataset` bundled with scikit-learn, written out as a CSV. Either
+way the declared md5 must match, so dvc.lock always records the same data.
 
     python -m stages.fetch housing
 """
@@ -19,8 +19,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from domain.schema import SCHEMAS, TASKS, TaskSchema
-from stages.config import load_params, raw_csv
+from domain.schema import SCHEMAS, TaskSchema
+from stages.config import raw_csv, task_argument
 from stages.files import atomic_path, md5sum
 from stages.lifetime import start_stage
 
@@ -60,7 +60,7 @@ def write_sklearn_dataset(name: str, schema: TaskSchema, destination: Path) -> N
 def fetch(task: str, destination: Path, spec: dict[str, str], local_copy: str | None = None) -> str:
     """Write the task's raw CSV to `destination` atomically and return where it came from.
 
-    `spec` is params.yaml `data.<task>`; `local_copy` a path that replaces its url. Raises FetchError when
+    `spec` is the declaration's `source`; `local_copy` a path that replaces its url or path. Raises FetchError when
     the source is unreachable or its checksum is not the spec's md5; `destination` is then left untouched.
     """
     expected_md5 = spec["md5"]
@@ -69,20 +69,22 @@ def fetch(task: str, destination: Path, spec: dict[str, str], local_copy: str | 
         if "sklearn_dataset" in spec:
             origin = f"scikit-learn's bundled {spec['sklearn_dataset']} data"
             write_sklearn_dataset(spec["sklearn_dataset"], SCHEMAS[task], tmp)
-        elif local_copy:
-            origin = local_copy
-            if not Path(local_copy).is_file():
-                raise FetchError(f"{variable}={local_copy} does not exist or is not a file")
-            shutil.copyfile(local_copy, tmp)
+        elif local_copy or "path" in spec:
+            origin = local_copy or spec["path"]
+            if not Path(origin).is_file():
+                named = f"{variable}={local_copy}" if local_copy else f"tasks/{task}.yaml source.path {origin}"
+                raise FetchError(f"{named} does not exist or is not a file")
+            shutil.copyfile(origin, tmp)
         else:
             origin = spec["url"]
             download(spec["url"], tmp, variable)
         actual = md5sum(tmp)
         if actual != expected_md5:
             raise FetchError(
-                f"checksum mismatch for {origin}: md5 {actual}, expected {expected_md5} (params.yaml data.{task}.md5). "
+                f"checksum mismatch for {origin}: md5 {actual}, expected {expected_md5} "
+                f"(tasks/{task}.yaml source.md5). "
                 f"The file is not the expected dataset: point {variable} at the original file, "
-                "or update the md5 in params.yaml if you changed the data on purpose"
+                "or update that md5 if you changed the data on purpose"
             )
     return origin
 
@@ -90,9 +92,9 @@ def fetch(task: str, destination: Path, spec: dict[str, str], local_copy: str | 
 def main(argv: list[str] | None = None) -> None:
     start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
-    spec = load_params()["data"][args.task]
+    spec = SCHEMAS[args.task].source
     try:
         origin = fetch(args.task, raw_csv(args.task), spec, os.environ.get(local_copy_variable(args.task)))
     except FetchError as exc:

@@ -1,19 +1,19 @@
-"""Stage `package`: the served set, the exact BentoML model tag of each task's champion and challenger.
+"""Stage `package`: a task's part of the served set, the exact BentoML model tags of its champion and challenger.
 
-models/bento_models.json (git-tracked) maps `{task: {"champion": tag, "challenger": tag}}`. The service, the
-built Bento, its container image and the Kubernetes deployment serve exactly these tags, never "the newest
-model in the store". A tag is `<name>:<version>` (`model_name` / `challenger_name` of domain/schema.py), the
-version a content hash of what is served: the model file, its reference profile (stage `profile`), its compiled
-graph (stage `compile`), the champion's explanation background (stage `explain`) and the deterministic facts
-packaged with them. The same pipeline outputs give the same tag on every machine; the same model served again
-(a rollback) gets its old tag back. Scores and provenance (MLflow run and registry version, git commit) are
-metadata, not part of the tag.
+models/<task>/bento_tags.json (git-tracked) holds `{"champion": tag, "challenger": tag}`; over the tasks
+params.yaml lists, these files are the served set. The service, the built Bento, its container image and the
+Kubernetes deployment serve exactly these tags, never "the newest model in the store". A tag is
+`<name>:<version>` (the declaration's `model_name`, or `<name>-challenger`), the version a content hash of what
+is served: the model file, its reference profile (stage `profile`), its compiled graph (stage `compile`), the
+champion's explanation background (stage `explain`) and the deterministic facts packaged with them. The same
+pipeline outputs give the same tag on every machine; the same model served again (a rollback) gets its old tag
+back. Scores and provenance (MLflow run and registry version, git commit) are metadata, not part of the tag.
 
 The stage writes only that file: it never touches a BentoML store, so an experiment changes nothing a server
 uses. `make bento` and `make serve` save the served models into this machine's store first
 (stages/bento_store.py).
 
-    python -m stages.package
+    python -m stages.package housing
 """
 
 from __future__ import annotations
@@ -25,15 +25,23 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from domain.schema import SCHEMAS, TASKS
-from stages.config import ROLES, compiled_dir, reference_profile, served_info, served_model
+from domain.schema import SCHEMAS
+from stages.config import (
+    ROLES,
+    bento_tags,
+    compiled_dir,
+    declared_tasks,
+    reference_profile,
+    served_info,
+    served_model,
+    task_argument,
+)
 from stages.explain_files import explain_background
 from stages.files import md5sum, read_json, write_json
 from stages.lifetime import start_stage
 from stages.rawdata import read_split
 
 VERSION_CHARS = 16
-SERVED_SET = "models/bento_models.json"
 
 
 @dataclass(frozen=True)
@@ -84,22 +92,27 @@ def packaged(task: str, role: str = "champion") -> Packaged:
     return Packaged(f"{store_name(task, role)}:{model_version(task, role, defining, graph)}", defining, graph, info)
 
 
-def served_set() -> dict[str, dict[str, str]]:
-    """Every task's tags as the work tree's outputs define them (what the stage writes)."""
-    return {task: {role: packaged(task, role).tag for role in ROLES} for task in TASKS}
+def served_tags(task: str) -> dict[str, str]:
+    """The task's tags as the work tree's outputs define them (what the stage writes)."""
+    return {role: packaged(task, role).tag for role in ROLES}
+
+
+def committed_served_set() -> dict[str, dict[str, str]]:
+    """The served set the work tree's files name: every declared task's bento_tags.json ({} where missing)."""
+    return {task: read_json(bento_tags(task)) if bento_tags(task).is_file() else {} for task in declared_tasks()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    parser.add_argument("task", type=task_argument)
+    task = parser.parse_args(argv).task
     start_stage()
     try:
-        tags = served_set()
+        tags = served_tags(task)
     except FileNotFoundError as exc:
-        sys.exit(f"package: {exc.filename} is missing; run `dvc repro promote profile compile explain` first")
-    write_json(SERVED_SET, tags)
-    for task, roles in tags.items():
-        print(f"package {task}: " + ", ".join(f"{role} {tag}" for role, tag in roles.items()))
+        sys.exit(f"package {task}: {exc.filename} is missing; run `dvc repro` first")
+    write_json(bento_tags(task), tags)
+    print(f"package {task}: " + ", ".join(f"{role} {tag}" for role, tag in tags.items()))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import sys
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from domain.schema import SCHEMAS, TASKS, Kind
-from stages.config import load_params, prepared_dir, raw_csv
+from domain.schema import SCHEMAS, Kind
+from stages.config import load_params, prepared_dir, raw_csv, task_argument
 from stages.files import atomic_dir
 from stages.lifetime import start_stage
 from stages.rawdata import RawDataError, read_raw_csv, validate_raw
@@ -31,7 +31,7 @@ def split(frame: pd.DataFrame, task: str, test_size: float, seed: int) -> tuple[
 def main(argv: list[str] | None = None) -> None:
     start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
     params = load_params()["split"]
     source = raw_csv(args.task)

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from domain.drift import PROFILE_VERSION, bin_indices, n_bins
-from domain.schema import SCHEMAS, TASKS, CategoryField, Kind
-from stages.config import ROLES, load_params, reference_profile, served_model
+from domain.schema import SCHEMAS, CategoryField, Kind
+from stages.config import ROLES, load_params, reference_profile, served_model, task_argument
 from stages.files import atomic_path
 from stages.lifetime import start_stage
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     from stages.rawdata import read_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
     X, _ = read_split(args.task, "train")
     for role in ROLES:  # the served champion and challenger (stage `promote`), each with its own predictions

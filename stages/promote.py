@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.schema import TASKS
 from stages.champion import choose_champion
 from stages.config import (
     candidate_dir,
@@ -58,6 +57,8 @@ from stages.config import (
     promotion_file,
     served_dir,
     split_file,
+    task_argument,
+    task_candidates,
 )
 from stages.files import atomic_dir, md5sum, read_json, write_json
 from stages.lifetime import start_stage
@@ -122,7 +123,7 @@ def runner_up(task: str, params: dict[str, Any], exclude: str) -> str | None:
     """The best candidate by the champion rule once `exclude` is out (None when it is the only one)."""
     rule = params[task]["champion"]
     summaries = {name: read_json(candidate_dir(task, name) / "summary.json")
-                 for name in params[task]["candidates"] if name != exclude}
+                 for name in task_candidates(task, params) if name != exclude}
     return choose_champion(summaries, rule["metric"], rule.get("max_splits_per_row")) if summaries else None
 
 
@@ -250,7 +251,7 @@ def summary_line(task: str, result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
     print(summary_line(args.task, promote(args.task, load_params())))
 

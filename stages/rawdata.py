@@ -52,60 +52,63 @@ def _rows(mask: pd.Series, limit: int = 5) -> str:
 
 
 def validate_raw(frame: pd.DataFrame, schema: TaskSchema, source: Path | str) -> pd.DataFrame:
-    """Check a raw table against the schema and return it with numeric columns as float64.
+    """Check a raw table against the schema and return it with numeric columns as float64, its columns named
+as the declaration names them (the file's `column` names renamed).
 
     Raises RawDataError naming the file, the column and the first offending CSV lines,
     so a user can open the file and see the problem.
     """
-    missing = [c for c in schema.columns if c not in frame.columns]
+    expected = [spec.source_column for spec in (*schema.features, schema.target)]
+    missing = [c for c in expected if c not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns))
         raise RawDataError(f"{source}: missing column(s) {', '.join(missing)}; found {found}")
-    unknown = [c for c in frame.columns if c not in schema.columns]
+    unknown = [c for c in frame.columns if c not in expected]
     if unknown:
         raise RawDataError(f"{source}: unexpected column(s) {', '.join(map(str, unknown))}")
     if frame.empty:
         raise RawDataError(f"{source}: no data rows")
 
-    out = frame[schema.columns].copy()
+    # the declaration's names from here on (a `column:` renames the file's)
+    out = frame[expected].set_axis(schema.columns, axis=1)
     for spec in (*schema.features, schema.target):
-        column = out[spec.name]
+        column, label = out[spec.name], spec.source_column
         if isinstance(spec, NumericField):
             numbers = pd.to_numeric(column, errors="coerce").astype("float64")
             not_numeric = numbers.isna() & column.notna()
             if not_numeric.any():
                 example = column[not_numeric].iloc[0]
                 raise RawDataError(
-                    f"{source}: column {spec.name!r} has non-numeric values ({example!r} at {_rows(not_numeric)})"
+                    f"{source}: column {label!r} has non-numeric values ({example!r} at {_rows(not_numeric)})"
                 )
             if not spec.nullable and numbers.isna().any():
-                raise RawDataError(f"{source}: column {spec.name!r} has missing values at {_rows(numbers.isna())}")
+                raise RawDataError(f"{source}: column {label!r} has missing values at {_rows(numbers.isna())}")
             infinite = np.isinf(numbers)
             if infinite.any():
-                raise RawDataError(f"{source}: column {spec.name!r} has infinite values at {_rows(infinite)}")
+                raise RawDataError(f"{source}: column {label!r} has infinite values at {_rows(infinite)}")
             outside = (numbers < spec.minimum) | (numbers > spec.maximum)
             if outside.any():
                 raise RawDataError(
-                    f"{source}: column {spec.name!r} has values outside [{spec.minimum}, {spec.maximum}] "
+                    f"{source}: column {label!r} has values outside [{spec.minimum}, {spec.maximum}] "
                     f"at {_rows(outside)}"
                 )
             out[spec.name] = numbers
         else:
             present = column.notna()
             if spec.required and not present.all():
-                raise RawDataError(f"{source}: column {spec.name!r} has missing values at {_rows(~present)}")
+                raise RawDataError(f"{source}: column {label!r} has missing values at {_rows(~present)}")
             unknown_values = present & ~column.isin(spec.categories)
             if unknown_values.any():
                 example = column[unknown_values].iloc[0]
                 raise RawDataError(
-                    f"{source}: column {spec.name!r} has unknown category {example!r} at {_rows(unknown_values)}; "
+                    f"{source}: column {label!r} has unknown category {example!r} at {_rows(unknown_values)}; "
                     f"expected one of {', '.join(spec.categories)}"
                 )
             out[spec.name] = column.astype("object")
     for smaller, larger in schema.not_greater_than:
         bad = out[smaller] > out[larger]
         if bad.any():
-            raise RawDataError(f"{source}: column {smaller!r} exceeds {larger!r} at {_rows(bad)}")
+            raise RawDataError(f"{source}: field {smaller!r} exceeds {larger!r} at {_rows(bad)}")
     return out
 
 

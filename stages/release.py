@@ -20,8 +20,7 @@ import argparse
 import json
 import sys
 
-from domain.schema import TASKS
-from stages.config import promotion_file, served_info
+from stages.config import declared_tasks, promotion_file, served_info, task_argument
 from stages.files import read_json
 from stages.promote import PROMOTE
 from stages.registry import (
@@ -87,13 +86,11 @@ def release(task: str) -> tuple[list[str], Registry]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tasks", nargs="*", metavar="task", help=f"one of {', '.join(TASKS)} (default: every task)")
+    parser.add_argument("tasks", nargs="*", metavar="task", type=task_argument,
+                        help="a task params.yaml lists (default: every task)")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.tasks) - set(TASKS))
-    if unknown:
-        parser.error(f"unknown task {', '.join(unknown)}: expected one of {', '.join(TASKS)}")
     failed = False
-    for task in args.tasks or TASKS:
+    for task in args.tasks or declared_tasks():
         try:
             changes, registry = release(task)
         except Refused as exc:

@@ -21,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from domain.schema import TASKS
+from stages.config import task_argument
 from stages.registry import CHALLENGER, CHAMPION, PREVIOUS, PREVIOUS_TAG, ROLLED_BACK, Registry
 
 
@@ -64,7 +64,7 @@ def further_back(restored: str, rolled_back: str, tags_of: Callable[[str], dict[
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
     rolled_back, restored, registry = rollback(args.task)
     print(f"rollback {args.task}: champion alias back on version {restored}; version {rolled_back} tagged "

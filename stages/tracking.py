@@ -90,7 +90,7 @@ def run_tags(task: str, candidate: str, summary: dict[str, Any], raw_md5: str, m
         "task": task,
         "candidate": candidate,
         "git_commit": git_commit(),  # the code evaluate ran at (train stages never call git)
-        "dvc_stage": f"train-{task}@{candidate}",  # the stage that trained it (evaluate logs it)
+        "dvc_stage": f"train@{candidate}",  # the stage that trained it (evaluate logs it)
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "raw_data_md5": raw_md5,
         "model_md5": md5,

@@ -22,10 +22,9 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from domain.schema import TASKS
 from stages.candidates import build_pipeline, fold_backend
 from stages.champion import prediction_cost
-from stages.config import candidate_dir, load_params
+from stages.config import candidate_dir, load_params, task_argument, task_candidates
 from stages.files import atomic_dir, write_json
 from stages.lifetime import start_stage
 from stages.models import save_model
@@ -50,7 +49,7 @@ def train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple[
 
 def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     task_params = params[task]
-    spec = task_params["candidates"][candidate]
+    spec = task_candidates(task, params)[candidate]
     features = task_params.get("features", {})
     X, y = read_split(task, "train")
     seed = params["cv"]["seed"]
@@ -85,12 +84,12 @@ def _train_candidate(task: str, candidate: str, params: dict[str, Any]) -> tuple
 def main(argv: list[str] | None = None) -> None:
     start_stage()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=TASKS)
+    parser.add_argument("task", type=task_argument)
     parser.add_argument("candidate")
     args = parser.parse_args(argv)
     params = load_params()
-    if args.candidate not in params[args.task]["candidates"]:
-        sys.exit(f"train: no candidate {args.candidate!r} under {args.task}.candidates in params.yaml")
+    if args.candidate not in task_candidates(args.task, params):
+        sys.exit(f"train: no candidate {args.candidate!r} of task {args.task} under `candidates` in params.yaml")
     started = time.perf_counter()
     model, summary = train_candidate(args.task, args.candidate, params)
     seconds = time.perf_counter() - started
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(out / "summary.json", summary)
     metric = next(iter(summary["cv"]))
     print(
-        f"train {args.task}@{args.candidate}: CV {metric} {summary['cv'][metric]['mean']:.4f} "
+        f"train {args.candidate}: CV {metric} {summary['cv'][metric]['mean']:.4f} "
         f"± {summary['cv'][metric]['std']:.4f}, {summary['cost']['splits_per_row']} tree splits per row "
         f"({seconds:.1f} s)"
     )

@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from domain.schema import IRIS
 from stages.fetch import write_sklearn_dataset
 from tests.support import PROJECT_ROOT
 from tests.support.data_factory import housing_frame
 from tests.support.dvc_repo import PipelineRepo
+from tests.support.tasks import IRIS
 
 # container_engine, bento_image_builder; postgres (the session's PostgreSQL cluster), postgres_database
 pytest_plugins = ["tests.support.container", "tests.support.postgres"]
@@ -59,14 +59,14 @@ def small_housing_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def built_repo(tmp_path_factory: pytest.TempPathFactory, small_housing_csv: Path) -> PipelineRepo:
     """The pipeline reproduced once from nothing on small data, as `make run` leaves it: released to its MLflow
     registry and its served set saved in the session's BentoML store, which the service tests serve
-    (SERVED_MODELS names its models/bento_models.json). Read-only: clone to mutate."""
+    (SERVED_MODELS names it). Read-only: clone to mutate."""
     repo = PipelineRepo.create(tmp_path_factory.mktemp("built") / "repo", small_housing_csv)
     result = repo.repro()
     repo.first_repro_output = result.output  # type: ignore[attr-defined]
     repo.release()
     repo.commit_all("reproduced")
     repo.save_served_set()
-    os.environ["SERVED_MODELS"] = str(repo.path / "models" / "bento_models.json")
+    os.environ["SERVED_MODELS"] = str(repo.path)
     return repo
 
 

@@ -15,6 +15,7 @@ from scripts import container as tooling
 from tests.service.test_service import HOUSING_ROW, IRIS_ROW
 from tests.support.container import image_config, modules_in_image, port_is_open, start_container
 from tests.support.dvc_repo import PipelineRepo
+from tests.support.tasks import served_set
 
 KEY = {"X-API-Key": "container-key"}
 
@@ -56,7 +57,7 @@ def test_container_serves_both_tasks_and_logs_every_request(container_engine, se
         assert status == 400 and error["detail"][0]["field"] == "households"
         status, error = app.post("/iris/predict", {"sepal_length": 5.0}, headers=KEY)
         assert status == 400 and "petal_width" in json.dumps(error)
-        served, info = json.loads((built_repo.path / "models/bento_models.json").read_text()), app.get("/model")[1]
+        served, info = served_set(built_repo.path), app.get("/model")[1]
         assert housing["model"] == served["housing"]["champion"]  # the served set the image carries, exactly
         assert {task: {"champion": info[task]["tag"], "challenger": info[task]["challenger"]["tag"]}
                 for task in served} == served

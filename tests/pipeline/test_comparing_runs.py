@@ -13,6 +13,7 @@ import shlex
 
 from tests.support import PROJECT_ROOT
 from tests.support.dvc_repo import PipelineRepo
+from tests.support.tasks import candidates
 
 WIDTH = 120
 
@@ -36,7 +37,7 @@ def test_the_readme_tables_fit_120_columns(repo: PipelineRepo) -> None:
     table = repo.run(*metrics, check=True).stdout
     assert width(table) <= WIDTH, table
     assert re.search(r"^Path +champion +cv +cv_std", table) and len(table.splitlines()) == 3 + sum(
-        len(repo.params()[task]["candidates"]) for task in ("housing", "iris")), table  # champions and candidates
+        len(candidates(repo.params(), task)) for task in ("housing", "iris")), table  # champions and candidates
 
     repo.run(*experiment, check=True)
     wide = repo.run(*show, check=True, env={"COLUMNS": "1024"}).stdout

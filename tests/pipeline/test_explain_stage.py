@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 
 from domain.explain import ExactShapley, encode, frame_model
-from domain.schema import HOUSING, IRIS
 from stages.explain import importance, importance_sample, served_model
 from stages.rawdata import read_split
 from tests.support.dvc_repo import PipelineRepo
 from tests.support.shap_reference import shap_values
+from tests.support.tasks import HOUSING, IRIS
 
 
 def _relative_gap(model, background: np.ndarray, rows: np.ndarray) -> float:
@@ -97,6 +97,6 @@ def test_the_stage_writes_background_importance_and_the_mlflow_artifact(built_re
 def test_the_background_travels_with_the_bento_model(built_repo: PipelineRepo) -> None:
     import bentoml
 
-    tag = built_repo.json("models/bento_models.json")["housing"]["champion"]
+    tag = built_repo.json("models/housing/bento_tags.json")["champion"]
     model = bentoml.models.get(tag)
     assert model.custom_objects["explain_background"] == built_repo.json("models/housing/explain_background.json")

@@ -57,7 +57,7 @@ def versions(repo: PipelineRepo) -> set[str]:
 
 
 def served_tag(repo: PipelineRepo) -> str:
-    return repo.json("models/bento_models.json")["housing"]["champion"]
+    return repo.json("models/housing/bento_tags.json")["champion"]
 
 
 def in_process(repo: PipelineRepo) -> float:
@@ -171,7 +171,7 @@ def test_queued_experiments_move_no_alias_and_change_no_served_model(repo: Pipel
               for name in ("housing-regressor", "iris-classifier")}
     for solver in ("lsqr", "eigen"):  # another iris champion each (same accuracy, other model file): would promote
         repo.run("dvc", "exp", "run", "--queue", "-n", f"lda-{solver}", "-S", "iris.promotion.tolerance=1.0",
-                 "-S", f"+iris.candidates.lda.hyperparams.solver={solver}", check=True)
+                 "-S", f"+candidates.iris-lda.hyperparams.solver={solver}", check=True)
     repo.run("dvc", "queue", "start", check=True)
     status = wait_for_queue(repo)
     assert status.count("Success") == 2, status
@@ -179,7 +179,7 @@ def test_queued_experiments_move_no_alias_and_change_no_served_model(repo: Pipel
     for name in ("lda-lsqr", "lda-eigen"):
         assert shown[name]["metrics/promotion/iris.json:verdict"] == "would promote", shown[name]
     assert repo.git("status", "--porcelain") == work_tree  # the workspace, its served set included, as it was
-    assert "models/bento_models.json" not in work_tree
+    assert "models/housing/bento_tags.json" not in work_tree
     after = {name: (dict(client.get_registered_model(name).aliases),
                     {v.version for v in client.search_model_versions(f"name = '{name}'")})
              for name in ("housing-regressor", "iris-classifier")}

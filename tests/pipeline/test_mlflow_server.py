@@ -23,6 +23,7 @@ from stages.files import md5sum
 from tests.support import PROJECT_ROOT
 from tests.support.dvc_repo import PipelineRepo, ran_stages
 from tests.support.mlflow_server import mlflow_server
+from tests.support.tasks import candidates
 
 RECORD = {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41, "total_rooms": 880,
           "total_bedrooms": 129, "population": 322, "households": 126, "median_income": 8.3252,
@@ -44,12 +45,12 @@ def check_runs(client, repo: PipelineRepo, task: str) -> list:
     """Every candidate of `task` has a run on the server, and every run is named `<candidate>-<md5[:8]>`, with its
     metrics and the two splits it was trained and evaluated on (DVC path, md5)."""
     runs = client.search_runs([client.get_experiment_by_name(task).experiment_id])
-    assert {r.data.tags["candidate"] for r in runs} == set(repo.params()[task]["candidates"])
+    assert {r.data.tags["candidate"] for r in runs} == set(candidates(repo.params(), task))
     splits = {split: md5sum(repo.path / f"data/prepared/{task}/{split}.csv") for split in ("train", "test")}
     for run in runs:
         candidate = run.data.tags["candidate"]
         assert run.info.run_name == f"{candidate}-{run.data.tags['model_md5'][:8]}"
-        assert run.data.tags["dvc_stage"] == f"train-{task}@{candidate}"
+        assert run.data.tags["dvc_stage"] == f"train@{candidate}"
         metric = repo.params()[task]["champion"]["metric"]
         assert f"cv_{metric}_mean" in run.data.metrics and f"test_{metric}" in run.data.metrics
         inputs = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
@@ -87,7 +88,7 @@ def test_a_team_server_on_postgresql_holds_every_run_and_serves_the_champion_any
         # changes no tree's split: not worse) and `make release` registers a new version and moves the alias to it.
         champion = repo.json("models/housing/champion.json")["candidate"]
         params = repo.params()
-        params["housing"]["candidates"][champion]["scale"] = not params["housing"]["candidates"][champion].get(
+        candidates(params, "housing")[champion]["scale"] = not candidates(params, "housing")[champion].get(
             "scale", False)
         repo.write_params(params)
         second = repo.repro("promote@housing", env=server)

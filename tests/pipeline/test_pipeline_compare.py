@@ -9,13 +9,14 @@ import joblib
 import pandas as pd
 
 from tests.support.dvc_repo import PipelineRepo, ran_stages
+from tests.support.tasks import candidates
 
 
 def test_metrics_and_params_diff_between_branches(repo: PipelineRepo) -> None:
     repo.git("checkout", "-qb", "deeper-tree")
     params = repo.params()
-    old_depth = params["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"]
-    params["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"] = 3
+    old_depth = params["candidates"]["housing-tree"]["hyperparams"]["max_depth"]
+    params["candidates"]["housing-tree"]["hyperparams"]["max_depth"] = 3
     repo.write_params(params)
     repo.repro()
     repo.commit_all("shallower tree")
@@ -30,21 +31,21 @@ def test_metrics_and_params_diff_between_branches(repo: PipelineRepo) -> None:
     assert set(changed) <= {"metrics/housing/tree.json", "metrics/housing.json", "metrics/promotion/housing.json"}
     if "metrics/housing.json" in changed:
         champions = {repo.run("git", "show", f"{rev}:metrics/housing.json").stdout for rev in ("main", "deeper-tree")}
-        assert any('"champion": "tree"' in text for text in champions)
+        assert any('"champion": "housing-tree"' in text for text in champions)
     text = repo.run("dvc", "metrics", "diff", "main", "deeper-tree", check=True).stdout
     # header + tree + champion + the gate's scores (newcomer, incumbent, champion, challenger)
     assert len([line for line in text.splitlines() if line.strip()]) <= 1 + 5 + 5 + 4, text
 
     diff = json.loads(repo.run("dvc", "params", "diff", "main", "deeper-tree", "--json", check=True).stdout)
-    key = "housing.candidates.tree.hyperparams.max_depth"
+    key = "candidates.housing-tree.hyperparams.max_depth"
     assert diff["params.yaml"] == {key: {"old": old_depth, "new": 3, "diff": 3 - old_depth}}
 
 
 def test_exp_run_set_param_is_tracked_by_dvc_and_mlflow(repo: PipelineRepo) -> None:
     runs_before = _mlflow_runs(repo)
     result = repo.run("dvc", "exp", "run", "--temp", "-n", "shallow-tree",
-                      "-S", "housing.candidates.tree.hyperparams.max_depth=2", check=True)
-    assert ran_stages(result.output) >= {"train-housing@tree", "evaluate@housing"}
+                      "-S", "candidates.housing-tree.hyperparams.max_depth=2", check=True)
+    assert ran_stages(result.output) >= {"train@housing-tree", "evaluate@housing"}
 
     experiments = json.loads(repo.run("dvc", "exp", "show", "--json", check=True).stdout)
     names = {exp.get("name") for commit in experiments for exp in (commit.get("experiments") or [])}
@@ -58,7 +59,7 @@ def test_exp_run_set_param_is_tracked_by_dvc_and_mlflow(repo: PipelineRepo) -> N
             "SELECT key, value FROM tags WHERE run_uuid = ? AND key IN ('candidate', 'dvc_exp_name')",
             (next(iter(new_runs)),),
         ).fetchall())
-    assert tags == {"candidate": "tree", "dvc_exp_name": "shallow-tree"}
+    assert tags == {"candidate": "housing-tree", "dvc_exp_name": "shallow-tree"}
 
 
 def test_mlflow_has_every_candidate_and_the_registered_champion(repo: PipelineRepo, mlflow_tracking_uri) -> None:
@@ -69,14 +70,14 @@ def test_mlflow_has_every_candidate_and_the_registered_champion(repo: PipelineRe
     for task, metric in (("housing", "cv_r2_mean"), ("iris", "cv_accuracy_mean")):
         experiment = client.get_experiment_by_name(task)
         runs = client.search_runs([experiment.experiment_id])
-        candidates = set(repo.params()[task]["candidates"])
-        assert {r.data.tags["candidate"] for r in runs} == candidates
+        names = set(candidates(repo.params(), task))
+        assert {r.data.tags["candidate"] for r in runs} == names
         for run in runs:
             assert metric in run.data.metrics and any(k.startswith("test_") for k in run.data.metrics)
             assert run.data.params["estimator"]
-            assert run.data.tags["raw_data_md5"] == repo.params()["data"][task]["md5"]
+            assert run.data.tags["raw_data_md5"] == repo.declaration(task)["source"]["md5"]
             assert len(run.data.tags["git_commit"]) == 40
-            assert run.data.tags["dvc_stage"] == f"train-{task}@{run.data.tags['candidate']}"
+            assert run.data.tags["dvc_stage"] == f"train@{run.data.tags['candidate']}"
 
     version = client.get_model_version_by_alias("housing-regressor", "champion")  # released like `make run` does
     assert version.run_id == repo.json("models/housing/mlflow.json")["champion_run_id"]

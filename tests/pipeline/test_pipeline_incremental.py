@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from tests.support.dvc_repo import PipelineRepo, ran_stages
+from tests.support.tasks import candidates
 
 
 def _runs_by_candidate(repo: PipelineRepo, task: str) -> dict[str, set[str]]:
@@ -22,7 +23,7 @@ def _runs_by_candidate(repo: PipelineRepo, task: str) -> dict[str, set[str]]:
 
 def test_first_repro_runs_every_stage(built_repo: PipelineRepo) -> None:
     stages = set(built_repo.stage_names())
-    assert {"fetch@housing", "preprocess@iris", "train-housing@hgb", "train-iris@logreg", "evaluate@housing"} <= stages
+    assert {"fetch@housing", "preprocess@iris", "train@housing-hgb", "train@iris-logreg", "evaluate@housing"} <= stages
     assert ran_stages(built_repo.first_repro_output) == stages
 
 
@@ -36,7 +37,7 @@ def test_second_repro_runs_nothing(repo: PipelineRepo) -> None:
 
 def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> None:
     params = repo.params()
-    params["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"] = 4
+    params["candidates"]["housing-tree"]["hyperparams"]["max_depth"] = 4
     repo.write_params(params)
     before = repo.json("metrics/housing/tree.json")
     runs_before = _runs_by_candidate(repo, "housing")
@@ -46,7 +47,7 @@ def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> N
     result = repo.repro()
 
     # the gate re-checks (the runner-up may have changed); what follows it runs only if a served model changed
-    expected = {"train-housing@tree", "evaluate@housing", "promote@housing"}
+    expected = {"train@housing-tree", "evaluate@housing", "promote@housing"}
     if repo.json("models/housing/served/served.json") != served_before:
         expected |= {"profile@housing", "compile@housing", "explain@housing", "package"}
     assert ran_stages(result.output) == expected
@@ -68,7 +69,7 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     (repo.path / "mlflow.db").unlink()
     assert ran_stages(repo.repro("-f", "-s", "evaluate@iris").output) == {"evaluate@iris"}
     runs = _runs_by_candidate(repo, "iris")
-    assert set(runs) == set(repo.params()["iris"]["candidates"])
+    assert set(runs) == set(candidates(repo.params(), "iris"))
     assert all(len(ids) == 1 for ids in runs.values())
     assert ran_stages(repo.repro("-f", "-s", "promote@iris").output) == {"promote@iris"}
     champion, tracked = repo.json("models/iris/champion.json"), repo.json("models/iris/mlflow.json")
@@ -78,11 +79,13 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     assert "release iris: champion -> version 1" in repo.release("iris").output
 
 
-def test_feature_code_change_retrains_housing_not_iris(repo: PipelineRepo) -> None:
+def test_feature_code_change_retrains_housing_and_changes_nothing_of_iris(repo: PipelineRepo) -> None:
+    """Feature code is shared code (every train stage depends on it): iris's candidates are re-fitted to the same
+    bytes, so nothing after them runs for iris."""
     features = repo.path / "domain" / "features.py"
     features.write_text(features.read_text() + "\n# a change to the feature code\n")
     ran = ran_stages(repo.repro().output)
-    assert {s for s in ran if s.startswith("train-housing@")} == {
-        f"train-housing@{name}" for name in repo.params()["housing"]["candidates"]
+    assert {s for s in ran if s.startswith("train@housing-")} == {
+        f"train@{name}" for name in candidates(repo.params(), "housing")
     }
-    assert not any(s.startswith(("train-iris@", "preprocess", "fetch")) for s in ran)
+    assert not any(s.startswith(("preprocess", "fetch")) or s.endswith("@iris") for s in ran), ran

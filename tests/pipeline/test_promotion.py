@@ -55,7 +55,7 @@ def candidate_of(client: MlflowClient, version: str) -> str:
 STORE_CHECK = """
 import json, sys
 import bentoml, joblib, pandas as pd
-tags = json.load(open("models/bento_models.json"))["housing"]
+tags = json.load(open("models/housing/bento_tags.json"))
 champion, challenger = bentoml.models.get(tags["champion"]), bentoml.models.get(tags["challenger"])
 rows = pd.read_csv("data/prepared/housing/test.csv").head(20).drop(columns="median_house_value")
 older = joblib.load(sys.argv[1]) if len(sys.argv) > 1 else None
@@ -176,6 +176,6 @@ def served_predictions(repo: PipelineRepo, tmp_path: Path, older: str, newer: st
         answers = [post_json(f"{server.url}/housing/predict", record) for record in records]
     finally:
         server.stop()
-    assert {answer["model"] for answer in answers} == {repo.json("models/bento_models.json")["housing"]["champion"]}
+    assert {answer["model"] for answer in answers} == {repo.json("models/housing/bento_tags.json")["champion"]}
     np.testing.assert_allclose([answer["prediction"] for answer in answers], expected, rtol=0, atol=1.0)
     return True

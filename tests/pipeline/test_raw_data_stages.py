@@ -56,9 +56,9 @@ def test_wrong_checksum_fails_fetch_and_writes_no_raw_file(tmp_path: Path) -> No
 
 def test_unreachable_source_says_what_to_do(tmp_path: Path) -> None:
     repo = _fresh_repo(tmp_path, housing_frame(60))
-    params = repo.params()
-    params["data"]["housing"]["url"] = "http://127.0.0.1:9/housing.csv"  # nothing listens on the discard port
-    repo.write_params(params)
+    declaration = repo.path / "tasks" / "housing.yaml"
+    url = repo.declaration("housing")["source"]["url"]  # nothing listens on the discard port:
+    declaration.write_text(declaration.read_text().replace(url, "http://127.0.0.1:9/housing.csv"))
 
     result = repo.repro("fetch@housing", check=False, env={"HOUSING_CSV": ""})
 

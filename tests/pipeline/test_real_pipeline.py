@@ -48,7 +48,7 @@ def test_housing_champion_matches_the_best_published_results(real_repo: Pipeline
     assert metrics["metric"] == "r2" and metrics["test"] >= 0.88 and metrics["test_rmse"] <= 40_000, metrics
     assert metrics["cv"] >= 0.875 and metrics["cv_std"] > 0, metrics
     candidates = {path.stem for path in (real_repo.path / "metrics" / "housing").glob("*.json")}
-    assert candidates == set(real_repo.params()["housing"]["candidates"])
+    assert candidates == set(candidates(real_repo.params(), "housing"))
     champion = real_repo.json("models/housing/champion.json")
     assert {"r2", "rmse", "mae"} <= set(champion["test"]) and champion["candidate"] == metrics["champion"]
 
@@ -97,7 +97,7 @@ def test_the_readme_answer_is_the_committed_runs_everywhere_it_is_served(real_re
                                                                           tmp_path: Path) -> None:
     """One answer per commit: for the README's quickstart record, the answer and tag the README prints, `make serve`,
     the built Bento, `models:/housing-regressor@champion` through MLflow and the served champion file agree to the
-    cent, and the tag is the one the committed models/bento_models.json names. A README that drifts from the
+    cent, and the tag is the one the committed models/housing/bento_tags.json names. A README that drifts from the
     committed run fails here."""
     import json
     import subprocess
@@ -111,8 +111,8 @@ def test_the_readme_answer_is_the_committed_runs_everywhere_it_is_served(real_re
     from tests.support.readme import housing_answer, housing_record
 
     record, printed = housing_record(), housing_answer()
-    committed = json.loads((PROJECT_ROOT / "models/bento_models.json").read_text())["housing"]["champion"]
-    assert printed["model"] == committed == real_repo.json("models/bento_models.json")["housing"]["champion"]
+    committed = json.loads((PROJECT_ROOT / "models/housing/bento_tags.json").read_text())["champion"]
+    assert printed["model"] == committed == real_repo.json("models/housing/bento_tags.json")["champion"]
     real_repo.release()
     answers = {
         "served champion file": float(joblib.load(real_repo.path / "models/housing/served/champion.joblib")
@@ -128,7 +128,7 @@ def test_the_readme_answer_is_the_committed_runs_everywhere_it_is_served(real_re
     home = {"BENTOML_HOME": str(real_repo.bentoml_home)}
     for name, target, env in (
             ("make serve", "bento_service.service:PredictionService",
-             {**home, "SERVED_MODELS": str(real_repo.path / "models/bento_models.json")}),
+             {**home, "SERVED_MODELS": str(real_repo.path)}),
             ("the built Bento", real_repo.build_bento(), home)):
         server = LiveServer(target, tmp_path / name.replace(" ", "-") / "logs", cwd=real_repo.path, env=env)
         try:

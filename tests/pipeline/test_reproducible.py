@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.support.dvc_repo import PipelineRepo
+from tests.support.tasks import served_set
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not installed")
@@ -31,4 +32,4 @@ def test_another_path_and_one_core_give_identical_outputs(built_repo: PipelineRe
     assert metrics, "no metrics files to compare"
     for relative in metrics:
         assert (other.path / relative).read_bytes() == (built_repo.path / relative).read_bytes(), relative
-    assert other.json("models/bento_models.json") == built_repo.json("models/bento_models.json")
+    assert served_set(other.path) == served_set(built_repo.path)

@@ -29,11 +29,11 @@ def _processes(dvc: psutil.Process, marker: str) -> list[psutil.Process]:
 
 def test_kill_9_of_dvc_repro_takes_the_stage_and_its_workers_with_it(repo: PipelineRepo) -> None:
     params = repo.params()
-    hgb = params["housing"]["candidates"]["hgb"]
+    hgb = params["candidates"]["housing-hgb"]
     hgb["hyperparams"]["max_iter"] = 400  # long enough to be killed in the middle of its CV
     repo.write_params(params)
     environment = venv_env(HOUSING_CSV=str(repo.housing_csv), BENTOML_HOME=str(repo.path.parent / "bentoml-home"))
-    dvc = subprocess.Popen(["dvc", "repro", "train-housing@hgb"], cwd=repo.path, env=environment,
+    dvc = subprocess.Popen(["dvc", "repro", "train@housing-hgb"], cwd=repo.path, env=environment,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     survivors: list[psutil.Process] = []
     try:

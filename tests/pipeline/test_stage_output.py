@@ -15,9 +15,9 @@ def test_no_stage_prints_a_warning(built_repo: PipelineRepo) -> None:
 
 def test_the_count_sees_python_warnings_and_logged_ones() -> None:
     output = "\n".join([
-        "Running stage 'train-iris@logreg':", "> python -m stages.train iris logreg",
+        "Running stage 'train@iris-logreg':", "> python -m stages.train iris iris-logreg",
         "/venv/sklearn/linear_model/_logistic.py:1435: FutureWarning: 'n_jobs' has no effect since 1.8",
-        "  warnings.warn(msg, category=FutureWarning)", "train iris@logreg: CV accuracy 0.9667",
+        "  warnings.warn(msg, category=FutureWarning)", "train iris-logreg: CV accuracy 0.9667",
         "2026/12/06 03:57:24 WARNING mlflow.models: a note", "WARNING: a message of DVC's own",
         "evaluate iris: champion lda (no warnings here)"])
     assert len(warnings_in(output)) == 3

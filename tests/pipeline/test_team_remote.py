@@ -73,7 +73,7 @@ def use_remote(repo: PipelineRepo, url: str | None, key: Path) -> None:
 
 def set_tree_depth(repo: PipelineRepo, depth: int) -> None:
     params = repo.params()
-    params["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"] = depth
+    params["candidates"]["housing-tree"]["hyperparams"]["max_depth"] = depth
     repo.write_params(params)
 
 
@@ -87,21 +87,21 @@ def git_clone(repo: PipelineRepo, path: Path) -> PipelineRepo:
 def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
         repo: PipelineRepo, ssh_remote: SshRemote, tmp_path: Path) -> None:
     alice = repo
-    trained_depth = alice.params()["housing"]["candidates"]["tree"]["hyperparams"]["max_depth"]
+    trained_depth = alice.params()["candidates"]["housing-tree"]["hyperparams"]["max_depth"]
     other_depth = trained_depth // 2
     use_remote(alice, ssh_remote.url, ssh_remote.alice)
     alice.commit_all("team remote")
     # Alice tries another depth and pushes, then goes back (DVC restores her own run) and pushes again. DVC 3
     # pushes the run cache's entries but only the outputs the workspace holds: push after every run you share.
     set_tree_depth(alice, other_depth)
-    assert "train-housing@tree" in ran_stages(alice.repro().output)
-    other_model = md5sum(alice.path / "models/housing/candidates/tree/model.joblib")
+    assert "train@housing-tree" in ran_stages(alice.repro().output)
+    other_model = md5sum(alice.path / "models/housing/candidates/housing-tree/model.joblib")
     alice.run("dvc", "push", "--run-cache", check=True)
     set_tree_depth(alice, trained_depth)
     # all from the run-cache; only `package` runs if the tree is served (the small pipeline's challenger): its
-    # output, models/bento_models.json, is git-tracked, not cached, so DVC cannot restore it
+    # output, models/<task>/bento_tags.json, is git-tracked, not cached, so DVC cannot restore it
     served = {alice.json("models/housing/served/served.json")[role]["candidate"] for role in ("champion", "challenger")}
-    assert ran_stages(alice.repro().output) == ({"package"} if "tree" in served else set())
+    assert ran_stages(alice.repro().output) == ({"package"} if "housing-tree" in served else set())
     pushed = alice.run("dvc", "push", "--run-cache", check=True)
     assert "pushed" in pushed.output or "Everything is up to date" in pushed.output, pushed.output
     assert any(ssh_remote.storage.rglob("*")), "nothing arrived on the SSH server"
@@ -131,7 +131,7 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
         answer = post_json(f"{server.url}/housing/predict", RECORD)
     finally:
         server.stop()
-    assert answer["model"] == bob.json("models/bento_models.json")["housing"]["champion"]
+    assert answer["model"] == bob.json("models/housing/bento_tags.json")["champion"]
     expected = joblib.load(alice.path / "models/housing/champion.joblib").predict(pd.DataFrame([RECORD]))[0]
     assert answer["prediction"] == pytest.approx(expected, abs=1.0)
 
@@ -144,8 +144,8 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
     # what runs scores, gates and packages (their outputs are git-tracked, not cached, and the gate reads Bob's own
     # registry); nothing trains, profiles, compiles or explains: those come from the run cache
     assert ran_stages(restored.output) <= {"evaluate@housing", "promote@housing", "package"}, restored.output
-    assert "Stage 'train-housing@tree' is cached - skipping run, checking out outputs" in restored.output
-    assert md5sum(bob.path / "models/housing/candidates/tree/model.joblib") == other_model
+    assert "Stage 'train@housing-tree' is cached - skipping run, checking out outputs" in restored.output
+    assert md5sum(bob.path / "models/housing/candidates/housing-tree/model.joblib") == other_model
     assert UP_TO_DATE in bob.run("dvc", "status", check=True).output
     print(f"\ndvc pull from the SSH remote: {pull_s:.1f} s; bob: {time.monotonic() - started:.1f} s")
 
@@ -162,7 +162,7 @@ def test_without_a_reachable_remote_the_pipeline_still_runs_and_pull_says_why(
     use_remote(repo, closed.url(ssh_remote.storage), ssh_remote.alice)
     repo.commit_all("a remote that is down")
     set_tree_depth(repo, 3)  # `make run` is `dvc repro`: it trains with the remote down
-    assert "train-housing@tree" in ran_stages(repo.repro().output)
+    assert "train@housing-tree" in ran_stages(repo.repro().output)
 
     teammate = git_clone(repo, tmp_path / "teammate" / "repo")
     use_remote(teammate, None, ssh_remote.bob)

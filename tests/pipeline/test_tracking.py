@@ -28,7 +28,7 @@ def trained_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_track
     for name in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    model, summary = train_candidate("housing", "linear", params)
+    model, summary = train_candidate("housing", "housing-linear", params)
     model_file = tmp_path / "model.joblib"
     joblib.dump(model, model_file)
     tracking.configure()
@@ -42,7 +42,7 @@ def test_a_failed_log_names_the_cause_and_is_not_reused(trained_linear, monkeypa
     trusted = tracking.SKOPS_TRUSTED_TYPES
     monkeypatch.setattr(tracking, "SKOPS_TRUSTED_TYPES", ())
     with pytest.raises(RuntimeError, match="SKOPS_TRUSTED_TYPES") as failure:
-        tracking.candidate_run("housing", "linear", model_file, summary, **run_args(summary))
+        tracking.candidate_run("housing", "housing-linear", model_file, summary, **run_args(summary))
     assert "domain.features" in str(failure.value)
 
     client = MlflowClient()
@@ -51,8 +51,8 @@ def test_a_failed_log_names_the_cause_and_is_not_reused(trained_linear, monkeypa
     assert failed.info.status == "FAILED" and failed.data.tags["model_md5"] == md5sum(model_file)
 
     monkeypatch.setattr(tracking, "SKOPS_TRUSTED_TYPES", trusted)
-    run = tracking.candidate_run("housing", "linear", model_file, summary, **run_args(summary))
+    run = tracking.candidate_run("housing", "housing-linear", model_file, summary, **run_args(summary))
     assert run.logged_now and run.run_id != failed.info.run_id
     assert client.get_run(run.run_id).info.status == "FINISHED"
-    again = tracking.candidate_run("housing", "linear", model_file, summary, **run_args(summary))
+    again = tracking.candidate_run("housing", "housing-linear", model_file, summary, **run_args(summary))
     assert again.run_id == run.run_id

@@ -25,12 +25,13 @@ import pytest
 from tests.support import PROJECT_ROOT
 from tests.support.dvc_repo import PipelineRepo
 from tests.support.live_server import LiveServer
+from tests.support.tasks import served_set
 
-CHALLENGERS = {"housing": "forest", "iris": "lda"}
+CHALLENGERS = {"housing": "housing-forest", "iris": "iris-lda"}
 SAVE_CHALLENGERS = """
 import json, sys
 import bentoml, joblib, numpy as np, pandas as pd
-from domain.schema import SCHEMAS
+from tests.support.tasks import SCHEMAS
 repo = sys.argv[1]
 for task, candidate in json.loads(sys.argv[2]).items():
     schema = SCHEMAS[task]
@@ -59,7 +60,7 @@ def challenger_home(built_repo: PipelineRepo, tmp_path_factory: pytest.TempPathF
     shared = Path(os.environ["BENTOML_HOME"]) / "models"
     for name in ("housing-regressor", "iris-classifier"):
         (home / "models" / name).symlink_to(shared / name)
-    served = json.loads((built_repo.path / "models/bento_models.json").read_text())
+    served = served_set(built_repo.path)
     (home / "bento_models.json").write_text(json.dumps(  # the served set: the session's champions, these challengers
         {task: {"champion": roles["champion"], "challenger": f"{roles['challenger'].split(':')[0]}:test"}
          for task, roles in served.items()}))
@@ -227,7 +228,7 @@ def test_shadow_leaves_answers_identical_and_logs_the_challenger(shadow_answers,
     rows = log_rows(live, "SELECT inputs, prediction, model FROM predictions WHERE arm = 'shadow' AND task = 'housing'"
                           " ORDER BY CAST(SUBSTR(request_id, 9) AS INTEGER)")
     assert {model for _, _, model in rows} == {"housing-regressor-challenger:test"}
-    forest = joblib.load(built_repo.path / "models/housing/candidates/forest/model.joblib")
+    forest = joblib.load(built_repo.path / "models/housing/candidates/housing-forest/model.joblib")
     frame = pd.DataFrame([json.loads(inputs) for inputs, _, _ in rows])
     np.testing.assert_allclose([json.loads(p) for _, p, _ in rows], forest.predict(frame), rtol=1e-9)
     answered = log_rows(live, "SELECT COUNT(*) FROM predictions WHERE arm = 'champion'")[0][0]

@@ -29,7 +29,7 @@ import sys
 import bentoml
 from threadpoolctl import threadpool_limits
 from domain.compiled import FORMAT
-from domain.schema import HOUSING
+from tests.support.tasks import HOUSING
 from stages.candidates import build_pipeline
 from stages.compile import build_graph
 from tests.support.data_factory import housing_frame
@@ -59,7 +59,7 @@ def model_home(root: Path, case: str, built_repo: PipelineRepo) -> Path:
                    capture_output=True, timeout=300)
     iris = Path(os.environ["BENTOML_HOME"]) / "models" / "iris-classifier"
     (home / "models" / "iris-classifier").symlink_to(iris)
-    iris_tag = json.loads((built_repo.path / "models/bento_models.json").read_text())["iris"]["champion"]
+    iris_tag = json.loads((built_repo.path / "models/iris/bento_tags.json").read_text())["champion"]
     (home / "bento_models.json").write_text(json.dumps({"housing": {"champion": f"housing-regressor:{case}"},
                                                         "iris": {"champion": iris_tag}}))
     return home

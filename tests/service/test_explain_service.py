@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from domain.schema import HOUSING, IRIS
 from tests.service.test_service import HOUSING_ROW, IRIS_ROW, _metric, _rows
 from tests.support.dvc_repo import PipelineRepo
 from tests.support.live_server import LiveServer
+from tests.support.tasks import HOUSING, IRIS
 
 
 @pytest.fixture(scope="module")

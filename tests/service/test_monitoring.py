@@ -68,7 +68,7 @@ def write_log(log_dir: Path, task: str, model: str, records: list[dict[str, Any]
 
 
 def model_tag(repo: PipelineRepo, task: str) -> str:
-    return repo.json("models/bento_models.json")[task]["champion"]
+    return repo.json(f"models/{task}/bento_tags.json")["champion"]
 
 
 def run_monitor(repo: PipelineRepo, log_dir: Path, out: Path, task: str, *extra: str) -> tuple[int, dict[str, Any]]:

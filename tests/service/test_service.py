@@ -20,6 +20,7 @@ import pytest
 from tests.support.clients import concurrent_clients
 from tests.support.dvc_repo import PipelineRepo
 from tests.support.live_server import LiveServer
+from tests.support.tasks import served_set
 
 HOUSING_ROW = {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
                "total_bedrooms": 129.0, "population": 322.0, "households": 126.0, "median_income": 8.3252,
@@ -69,7 +70,7 @@ def test_single_and_batch_predictions_match_the_champion_file(server: LiveServer
 
     assert [s["prediction"] for s in single] == pytest.approx(list(expected[:5]), rel=1e-9)
     assert batch["predictions"] == pytest.approx(list(expected), rel=1e-9)
-    tag = json.loads((built_repo.path / "models/bento_models.json").read_text())["housing"]["champion"]
+    tag = json.loads((built_repo.path / "models/housing/bento_tags.json").read_text())["champion"]
     assert batch["model"] == tag and all(s["model"] == tag for s in single)
     assert len({s["request_id"] for s in single}) == 5
 
@@ -99,7 +100,7 @@ def test_model_endpoint_reports_the_served_tags_and_their_registry_versions(serv
     from mlflow.tracking import MlflowClient
 
     info = httpx.get(f"{server.url}/model").json()
-    served = json.loads((built_repo.path / "models/bento_models.json").read_text())
+    served = served_set(built_repo.path)
     client = MlflowClient(tracking_uri=f"sqlite:///{built_repo.path / 'mlflow.db'}")
     for task, registered in (("housing", "housing-regressor"), ("iris", "iris-classifier")):
         assert (info[task]["tag"], info[task]["challenger"]["tag"]) == (served[task]["champion"],
@@ -108,7 +109,7 @@ def test_model_endpoint_reports_the_served_tags_and_their_registry_versions(serv
             version = client.get_model_version_by_alias(registered, alias)
             assert (entry["mlflow_model_version"], entry["mlflow_run_id"]) == (str(version.version), version.run_id)
         champion = json.loads((built_repo.path / f"models/{task}/champion.json").read_text())
-        assert info[task]["raw_data_md5"] == built_repo.params()["data"][task]["md5"]
+        assert info[task]["raw_data_md5"] == built_repo.declaration(task)["source"]["md5"]
         assert info[task]["test"] == champion["test"]
         assert len(info[task]["git_commit"]) == 40
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from domain.schema import HOUSING, OCEAN_PROXIMITY
+from tests.support.tasks import HOUSING, OCEAN_PROXIMITY
 
 
 def housing_frame(rows: int = 400, seed: int = 0, exact: bool = False) -> pd.DataFrame:

@@ -23,9 +23,10 @@ import yaml
 
 from stages.files import md5sum
 from tests.support import PROJECT_ROOT
+from tests.support.tasks import candidates
 
 # What a repository needs to run the pipeline: the stages, the packages they import or package, the pipeline.
-FILES = ("stages", "domain", "bento_service", "prediction_log", "dvc.yaml", ".dvcignore")
+FILES = ("stages", "domain", "tasks", "bento_service", "prediction_log", "dvc.yaml", ".dvcignore")
 # Hyperparameters that make a candidate slow, and the value a test run uses instead.
 FAST_HYPERPARAMS = {"n_estimators": 10, "max_iter": 30}
 
@@ -34,8 +35,8 @@ def fast_params(params: dict[str, Any]) -> dict[str, Any]:
     """The project's params with every candidate made cheap: same structure, same knobs."""
     fast = copy.deepcopy(params)
     fast["cv"]["folds"] = 3
-    for task in ("housing", "iris"):
-        for spec in fast[task]["candidates"].values():
+    for task in fast["tasks"]:
+        for spec in candidates(fast, task).values():
             hyper = spec.get("hyperparams") or {}
             for key, value in FAST_HYPERPARAMS.items():
                 if key in hyper:
@@ -52,6 +53,14 @@ def fast_params(params: dict[str, Any]) -> dict[str, Any]:
 def project_fast_params() -> dict[str, Any]:
     """`fast_params` of the project's own params.yaml."""
     return fast_params(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text()))
+
+
+def set_source_md5(repo: Path, task: str, md5: str) -> None:
+    """Declare another md5 for the task's raw data (a test's own copy of it), the rest of the file as it is."""
+    declaration = repo / "tasks" / f"{task}.yaml"
+    text = declaration.read_text()
+    old = yaml.safe_load(text)["source"]["md5"]
+    declaration.write_text(text.replace(old, md5))
 
 
 def venv_env(**extra: str) -> dict[str, str]:
@@ -95,9 +104,9 @@ class PipelineRepo:
                 shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
             elif source.exists():
                 shutil.copy2(source, path / name)
+        set_source_md5(path, "housing", md5sum(housing_csv))
         if params is None:
             params = project_fast_params()
-            params["data"]["housing"]["md5"] = md5sum(housing_csv)
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         shutil.copy2(PROJECT_ROOT / ".gitignore", path / ".gitignore")
         repo = cls(path, housing_csv, bentoml_home)
@@ -134,7 +143,7 @@ class PipelineRepo:
     def repro(self, *args: str, check: bool = True, **kwargs: Any) -> Result:
         return self.run("dvc", "repro", *args, check=check, **kwargs)
 
-    def make(self, *args: str, check: bool = True) -> Result:
+    def make(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> Result:
         """`make ARGS` with the project's Makefile, its virtualenv linked in (as installed by `make install`)."""
         if not (self.path / "Makefile").exists():
             for name in ("Makefile", "bentofile.yaml", "requirements.txt", "requirements-team.txt", "constraints.txt"):
@@ -147,7 +156,7 @@ class PipelineRepo:
             self.git("add", "Makefile", "bentofile.yaml", "requirements.txt", "requirements-team.txt",
                      "constraints.txt", "scripts")
             self.git("commit", "-qm", "the project's Makefile")
-        return self.run("make", "--no-print-directory", *args, check=check)
+        return self.run("make", "--no-print-directory", *args, check=check, env=env)
 
     def release(self, *tasks: str, env: dict[str, str] | None = None) -> Result:
         """`make release`: the gate's verdicts applied to the repository's MLflow registry."""
@@ -174,6 +183,10 @@ class PipelineRepo:
 
     def write_params(self, params: dict[str, Any]) -> None:
         (self.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def declaration(self, task: str) -> dict[str, Any]:
+        """The task's declaration, tasks/<task>.yaml."""
+        return yaml.safe_load((self.path / "tasks" / f"{task}.yaml").read_text())
 
     def json(self, relative: str) -> Any:
         return json.loads((self.path / relative).read_text())

@@ -12,7 +12,8 @@ from typing import Any
 
 import schemathesis
 
-from domain.schema import HOUSING, NumericField
+from domain.schema import NumericField
+from tests.support.tasks import HOUSING
 
 SPECS = {spec.name: spec for spec in HOUSING.features if isinstance(spec, NumericField)}
 

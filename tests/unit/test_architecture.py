@@ -59,7 +59,8 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
 def test_the_bento_carries_whole_served_packages_and_nothing_else() -> None:
     """The served packages and the served set (the exact model tags the service pins), nothing else."""
     bentofile = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
-    assert sorted(bentofile["include"]) == sorted([*(f"/{name}/" for name in SERVED), "/models/bento_models.json"])
+    assert sorted(bentofile["include"]) == sorted([*(f"/{name}/" for name in SERVED), "/params.yaml",
+                                                   "/tasks/*.yaml", "/models/*/bento_tags.json"])
     assert bentofile.get("exclude", []) == ["__pycache__/"]
     for package in SERVED:  # and what it carries imports nothing it does not carry
         assert ALLOWED[package] <= set(SERVED), package

@@ -111,7 +111,7 @@ def test_drift_check_runs_on_a_schedule_and_ci_does_not() -> None:
 
 
 def test_drift_check_runs_the_monitor_on_every_task_and_fails_on_drift() -> None:
-    from domain.schema import TASKS
+    from tests.support.tasks import TASKS
 
     (job,) = load_workflow(DRIFT_CHECK)["jobs"].values()
     assert sorted(job["env"]["MONITOR_TASKS"].split()) == sorted(TASKS)

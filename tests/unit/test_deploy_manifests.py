@@ -177,8 +177,8 @@ def test_service_reads_every_variable_the_deployment_sets() -> None:
 # -- the scheduled drift check (deploy/drift-check.yaml) --------------------------------------------------
 
 def test_drift_check_runs_the_monitor_for_every_task_with_arguments_it_accepts() -> None:
-    from domain.schema import TASKS
     from monitoring.check import parse_args
+    from tests.support.tasks import TASKS
 
     tasks = []
     for container in drift_check_containers():

@@ -24,8 +24,8 @@ from bento_service.predictors import Predictor
 from domain.estimators import ClippedRegressor
 from domain.explain import MISSING_CODE, ExactShapley, decode, encode, frame_model, shapley_matrix
 from domain.features import HousingFeatures
-from domain.schema import HOUSING, IRIS
 from tests.support.data_factory import housing_frame
+from tests.support.tasks import HOUSING, IRIS
 
 FIELDS = HOUSING.feature_names
 

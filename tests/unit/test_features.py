@@ -12,9 +12,9 @@ import pytest
 from sklearn.model_selection import KFold
 
 from domain.features import LONGITUDE_SCALE, HousingFeatures, encode_frame, encode_records
-from domain.schema import HOUSING
 from tests.support.data_factory import housing_frame
 from tests.support.dvc_repo import project_fast_params
+from tests.support.tasks import HOUSING
 
 COUNTS = (1, 5, 20)
 
@@ -104,11 +104,11 @@ def test_train_candidate_with_a_search_never_opens_the_test_split(train_only_wor
     from stages.train import train_candidate
 
     params = project_fast_params()
-    _, summary = train_candidate("housing", "hgb", params)
+    _, summary = train_candidate("housing", "housing-hgb", params)
 
     assert not any(Path(path).name == "test.csv" for path in opened_files)
     assert any(path.endswith(os.path.join("housing", "train.csv")) for path in opened_files)
-    search = params["housing"]["candidates"]["hgb"]["search"]
+    search = params["candidates"]["housing-hgb"]["search"]
     assert summary["train_rows"] == 300 and 2 <= len(summary["search"]["trials"]) <= 1 + search["n_iter"]
     assert 0 < summary["cv"]["r2"]["mean"] <= 1
 

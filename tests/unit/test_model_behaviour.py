@@ -18,13 +18,13 @@ from sklearn.metrics import r2_score
 from threadpoolctl import threadpool_limits
 
 from domain.compiled import TOLERANCE_USD, CompiledModel
-from domain.schema import HOUSING
 from stages.candidates import build_pipeline
 from stages.compile import build_graph
 from stages.config import load_params
 from stages.preprocess import split
 from stages.rawdata import read_raw_csv, validate_raw
 from tests.support import PROJECT_ROOT
+from tests.support.tasks import HOUSING, candidates
 
 TRAIN_ROWS, HELD_OUT_ROWS = 4000, 1000
 
@@ -46,7 +46,7 @@ def fitted(real_rows: pd.DataFrame):
     """(fitted champion pipeline, training target, held-out features, held-out target)."""
     params = load_params.__wrapped__(str(PROJECT_ROOT / "params.yaml"))
     name = json.loads((PROJECT_ROOT / "metrics" / "housing.json").read_text())["champion"]
-    spec = {key: value for key, value in params["housing"]["candidates"][name].items() if key != "search"}
+    spec = {key: value for key, value in candidates(params, "housing")[name].items() if key != "search"}
     train, held_out = real_rows.iloc[:TRAIN_ROWS], real_rows.iloc[TRAIN_ROWS:TRAIN_ROWS + HELD_OUT_ROWS]
     target = HOUSING.target.name
     model = build_pipeline("housing", spec, params["housing"]["features"], params["cv"]["seed"])

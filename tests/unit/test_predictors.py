@@ -15,10 +15,10 @@ from threadpoolctl import threadpool_limits
 
 from bento_service.predictors import Predictor, load_predictor, sklearn_predict
 from domain.compiled import FORMAT, CompiledModel
-from domain.schema import HOUSING
 from stages.candidates import build_pipeline
 from stages.compile import build_graph, compile_model, ensemble_of
 from tests.support.data_factory import housing_frame
+from tests.support.tasks import HOUSING
 
 INCOME = list(HOUSING.feature_names).index("median_income")  # the features step passes raw numbers through in order
 SPEC = {"estimator": "hist_gradient_boosting_regressor", "seeds": 2,

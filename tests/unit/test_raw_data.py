@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from domain.schema import HOUSING, IRIS, SCHEMAS, NumericField
+from domain.schema import NumericField
 from stages.rawdata import RawDataError, read_raw_csv, validate_raw
 from tests.support.data_factory import housing_frame
+from tests.support.tasks import HOUSING, IRIS, SCHEMAS
 
 
 def _validate(frame: pd.DataFrame) -> pd.DataFrame:

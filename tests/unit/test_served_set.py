@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bento_service.served_set import DEFAULT_PATH, load_served_set
-from domain.schema import SCHEMAS
+from bento_service.served_set import load_served_set, served_set_path
 from tests.support import PROJECT_ROOT
+from tests.support.tasks import SCHEMAS, served_set
 
 TAGS = {task: {"champion": f"{schema.model_name}:0123456789abcdef",
                "challenger": f"{schema.challenger_name}:fedcba9876543210"} for task, schema in SCHEMAS.items()}
@@ -21,10 +21,25 @@ def write(tmp_path: Path, content: object) -> Path:
     return path
 
 
-def test_the_committed_served_set_names_exact_tags() -> None:
-    committed = DEFAULT_PATH
-    assert committed == PROJECT_ROOT / "models" / "bento_models.json"
-    assert load_served_set(committed) == json.loads(committed.read_text())
+def test_the_committed_served_set_names_exact_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVED_MODELS", raising=False)
+    assert served_set_path() == PROJECT_ROOT
+    assert load_served_set() == served_set(PROJECT_ROOT)
+    assert set(load_served_set()) == set(SCHEMAS)
+
+
+def test_a_project_directory_serves_its_declared_tasks_files(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("tasks: [iris]\n")
+    with pytest.raises(SystemExit, match=r"iris/bento_tags\.json is missing"):
+        load_served_set(tmp_path)
+    (tmp_path / "models" / "iris").mkdir(parents=True)
+    (tmp_path / "models" / "iris" / "bento_tags.json").write_text(json.dumps(TAGS["iris"]))
+    assert load_served_set(tmp_path) == {"iris": TAGS["iris"]}
+
+
+def test_an_undeclared_task_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="serves 'wine', which is not declared"):
+        load_served_set(write(tmp_path, {**TAGS, "wine": {"champion": "wine-classifier:0123456789abcdef"}}))
 
 
 def test_exact_tags_are_served_and_a_challenger_is_optional(tmp_path: Path) -> None:

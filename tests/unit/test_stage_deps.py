@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from domain.schema import SCHEMAS, TASKS
 from tests.support import PROJECT_ROOT
 from tests.support.imports import import_closure, module_file
+from tests.support.tasks import SCHEMAS, TASKS
 
 DVC_YAML = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
@@ -38,6 +38,8 @@ def foreach_items(spec: dict) -> list[tuple[str, object]]:
 
 
 def render(text: str, key: str, item: object) -> str:
+    """A foreach item's text: `${item}`, `${key}` and `${item.<field>}` of a dict item."""
+    text = re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), text)  # type: ignore[index]
     return text.replace("${item}", str(item)).replace("${key}", key)
 
 
@@ -115,3 +117,13 @@ def test_a_new_import_without_a_dep_is_caught(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(imports, "imports", with_extra_import)
     cmd, deps = STAGES["fetch"][0]
     assert {"monitoring/report.py", "monitoring/logquery.py"} <= code_run(cmd) - code_deps(deps)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_task_stage_depends_on_its_own_declaration_and_no_other(stage: str) -> None:
+    """Editing one task's declaration re-runs that task's stages only."""
+    for cmd, deps in STAGES[stage]:
+        task = cmd.split()[4]
+        assert task in TASKS, f"{stage}: {cmd!r} names no task"
+        declarations = [dep for dep in deps if dep.startswith("tasks/")]
+        assert declarations == [f"tasks/{task}.yaml"], f"{stage} ({cmd}) depends on {declarations}"

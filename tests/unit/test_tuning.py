@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from domain.schema import HOUSING, IRIS
 from stages.candidates import build_pipeline
 from stages.fetch import write_sklearn_dataset
 from stages.scoring import cross_validation
 from stages.tuning import check_search, configurations, trials_table, tune
 from tests.support.data_factory import housing_frame
+from tests.support.tasks import HOUSING, IRIS
 
 CV = {"folds": 3, "seed": 42, "n_jobs": 1}
 
