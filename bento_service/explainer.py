@@ -1,9 +1,11 @@
-"""Explanations in a worker: exact Shapley values over the raw fields, with bounded concurrency.
+"""Explanations in a worker: Shapley values over the raw fields, with bounded concurrency.
 
-The numbers come from domain/explain.py (exact Shapley values against the background sample the pipeline
-made and `package` attached to the model as "explain_background"; stage `explain` computes the global importance
-with the same code, and the tests check it against shap's exact explainer). All 2**fields x background rows of
-one explanation go through the served predictor (the compiled graph for housing) in one call.
+The numbers come from domain/explain.py's `shapley_explainer` against the background sample the pipeline made
+and `package` attached to the model as "explain_background": exact values up to `max_exact_fields` fields, a
+seeded permutation estimate above, with the settings stage `explain` packaged beside the background, so the
+service and the stage's global importance are the same numbers (the tests check exact values against shap's
+exact explainer). All coalition rows of one explanation (2**fields x background rows when exact) go through the
+served predictor (the compiled graph for housing) in one call.
 
 Why a pool of its own: one housing explanation is 25,600 rows through the model, about a hundred predictions'
 worth of CPU. Explanations therefore run in `EXPLAIN_CONCURRENCY` threads (default 1) per worker, never on
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from bento_service.native_threads import limit_native_threads
 from bento_service.predictors import Predictor
-from domain.explain import ExactShapley, Explanation, encode
+from domain.explain import Explanation, encode, shapley_explainer
 from domain.schema import SCHEMAS, Kind
 
 logger = logging.getLogger("bentoml.prediction_service")
@@ -45,14 +48,17 @@ def _explanation_thread() -> None:
 
 
 class ServedExplainer:
-    """One task's explainer in this worker: `await explain(record)`, raising ExplainerBusy when full."""
+    """One task's explainer in this worker: `await explain(record)`, raising ExplainerBusy when full.
+
+    `settings`: the explainer settings packaged with the background (its "explainer" key: max_exact_fields,
+    samples, seed); None for the defaults of domain.explain.ShapleySettings."""
 
     def __init__(self, task: str, background: list[dict[str, Any]], predictor: Predictor, classes: list[str],
-                 concurrency: int, queue: int) -> None:
+                 concurrency: int, queue: int, *, settings: Mapping[str, Any] | None = None) -> None:
         self.task = task
         self.classes = classes  # a classifier's labels in the order of its probabilities
         self.schema = SCHEMAS[task]
-        self.shapley = ExactShapley(self.schema, encode(self.schema, background))
+        self.shapley = shapley_explainer(self.schema, encode(self.schema, background), settings)
         self.predictor = predictor
         self.limit = concurrency + queue
         self.in_flight = 0

@@ -4,16 +4,20 @@ Writes models/<task>/explain_background.json (packaged with the model) and metri
 
 - **Background**: `<task>.explain.background_rows` training rows, one seeded row per stratum of the champion's
   prediction (`background_records`), as raw records. `package` attaches them to the model (custom object
-  "explain_background"), so the service explains against the data of the model that predicts. One
-  explanation costs 2**fields x these rows through the model (housing: 512 x 4 = 2,048 rows), hence a knob.
+  "explain_background"), so the service explains against the data of the model that predicts. With it travel
+  the explainer's settings (`explain.max_exact_fields`, `explain.samples`, `explain.seed`: key "explainer"),
+  so the service computes what this stage did. One explanation costs 2**fields x these rows through the model
+  up to `max_exact_fields` fields (housing: 512 x 4 = 2,048 rows), at most (samples x (fields - 1) + 2) x these
+  rows above it (domain/explain.py), hence a knob.
 - **Global importance**: the mean absolute contribution of each raw field over a seeded sample of
   `explain.importance_rows` test-split rows (dollars for housing; probability points, averaged over the
-  classes, for iris): exact Shapley values from domain/explain.py, the code the service answers
-  /<task>/explain with, over the predictor the service serves (the compiled graph where there is one), so
-  the chart and the service's answers are the same numbers. Written as plot data
+  classes, for iris): Shapley values from domain/explain.py (exact up to `explain.max_exact_fields` fields, a
+  seeded permutation estimate above), the code and settings the service answers /<task>/explain with, over the
+  predictor the service serves (the compiled graph where there is one), so the chart and the service's answers
+  are the same numbers. Written as plot data
   (metrics/plots/importance/<task>.csv, drawn by `dvc plots show`) and logged as an artifact of the
   champion's MLflow run (models/<task>/mlflow.json names it; skipped with a note when evaluate did not run
-  on this machine). tests/pipeline/test_explain_stage.py checks these values against shap's exact explainer.
+  on this machine). tests/pipeline/test_explain_stage.py checks exact values against shap's exact explainer.
 
 Deterministic: the same model and rows give the same numbers (single-threaded predictions, fixed seeds),
 rounded to 6 significant digits in the CSV.
@@ -33,15 +37,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domain.explain import ExactShapley, Model, arrays_model, encode, frame_model
-from domain.schema import SCHEMAS, Kind
+from domain.explain import (
+    CoalitionShapley,
+    Model,
+    ShapleySettings,
+    arrays_model,
+    encode,
+    frame_model,
+    shapley_explainer,
+)
+from domain.schema import SCHEMAS, Kind, TaskSchema
 from stages.config import compiled_dir, load_params, mlflow_info, task_argument
 from stages.config import served_model as served_file
 from stages.explain_files import explain_background, importance_plot
 from stages.files import atomic_path, read_json
 from stages.lifetime import start_stage
 
-BACKGROUND_FORMAT = 1
+BACKGROUND_FORMAT = 2  # 2: with the explainer's settings ("explainer")
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,11 +97,23 @@ def served_model(task: str, pipeline: Any) -> tuple[Model, str]:
     return frame_model(schema, predict), "scikit-learn"
 
 
-def contributions(task: str, model: Model, background: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Each row's exact Shapley values (rows, fields[, classes]) against `background`, as the service computes
-    them."""
-    explainer = ExactShapley(SCHEMAS[task], background)
+def explainer_settings(settings: dict[str, Any]) -> ShapleySettings:
+    """The explainer's settings from params.yaml `explain` (its other keys are this stage's own)."""
+    return ShapleySettings(max_exact_fields=settings["max_exact_fields"], samples=settings["samples"],
+                           seed=settings["seed"])
+
+
+def contributions(explainer: CoalitionShapley, model: Model, rows: np.ndarray) -> np.ndarray:
+    """Each row's Shapley values (rows, fields[, classes]) from `explainer` (`shapley_explainer`: what the
+    service builds from the same background and settings)."""
     return np.stack([explainer.explain(row, model).contributions for row in rows])
+
+
+def background_document(task: str, seed: int, records: list[dict[str, Any]],
+                        settings: ShapleySettings) -> dict[str, Any]:
+    """explain_background.json: the background records and the explainer settings the service uses with them."""
+    return {"format": BACKGROUND_FORMAT, "task": task, "seed": seed, "explainer": settings.as_dict(),
+            "records": records}
 
 
 def importance_sample(X_test: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
@@ -97,10 +121,10 @@ def importance_sample(X_test: pd.DataFrame, rows: int, seed: int) -> pd.DataFram
     return X_test.sample(rows, random_state=seed) if len(X_test) > rows else X_test
 
 
-def importance(task: str, values: np.ndarray) -> list[tuple[str, float]]:
+def importance(schema: TaskSchema, values: np.ndarray) -> list[tuple[str, float]]:
     """Mean |contribution| per raw field (over rows, and classes for a classifier), largest first."""
     mean_abs = np.abs(values).mean(axis=tuple(a for a in range(values.ndim) if a != 1))
-    fields = SCHEMAS[task].feature_names
+    fields = schema.feature_names
     return sorted(((f, float(v)) for f, v in zip(fields, mean_abs, strict=True)), key=lambda fv: (-fv[1], fv[0]))
 
 
@@ -144,14 +168,15 @@ def main(argv: list[str] | None = None) -> None:
     X_test = read_split(task, "test")[0]
     sample = importance_sample(X_test, settings["importance_rows"], settings["seed"])
     rows = encode(schema, sample.to_dict(orient="records"))
-    ranked = importance(task, contributions(task, model, encode(schema, records), rows))
+    shapley = explainer_settings(settings)
+    explainer = shapley_explainer(schema, encode(schema, records), shapley)
+    ranked = importance(schema, contributions(explainer, model, rows))
     with atomic_path(explain_background(task)) as tmp:
-        tmp.write_text(json.dumps(
-            {"format": BACKGROUND_FORMAT, "task": task, "seed": settings["seed"], "records": records},
-            separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(background_document(task, settings["seed"], records, shapley),
+                                  separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
     write_importance(importance_plot(task), ranked)
-    print(f"explain {task}: background {len(records)} training rows; importance over {len(rows)} test rows "
-          f"({predictor} predictor): "
+    print(f"explain {task}: background {len(records)} training rows; {explainer.method} Shapley values over "
+          f"{len(schema.features)} fields; importance over {len(rows)} test rows ({predictor} predictor): "
           + ", ".join(f"{field} {value:.4g}" for field, value in ranked[:4]) + ", ...")
     print(f"explain {task}: {log_to_mlflow(task, importance_plot(task))}")
 

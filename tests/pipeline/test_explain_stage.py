@@ -69,7 +69,7 @@ def test_the_stages_importance_is_shaps(built_repo: PipelineRepo, task: str, mon
     background = encode(schema, built_repo.json(f"models/{task}/explain_background.json")["records"])
     settings = built_repo.params()["explain"]
     sample = importance_sample(read_split(task, "test")[0], settings["importance_rows"], settings["seed"])
-    expected = dict(importance(task, shap_values(model, background, encode(schema, sample.to_dict("records")))))
+    expected = dict(importance(schema, shap_values(model, background, encode(schema, sample.to_dict("records")))))
     written = dict(_importance_plot(built_repo, task))
     assert written == pytest.approx(expected, rel=1e-5, abs=1e-9 * max(expected.values()))
 
@@ -77,9 +77,10 @@ def test_the_stages_importance_is_shaps(built_repo: PipelineRepo, task: str, mon
 @pytest.mark.parametrize("task", ["housing", "iris"])
 def test_the_stage_writes_background_importance_and_the_mlflow_artifact(built_repo: PipelineRepo, task: str) -> None:
     schema = HOUSING if task == "housing" else IRIS
-    params = built_repo.params()["explain"]
+    params = built_repo.params()
     background = built_repo.json(f"models/{task}/explain_background.json")
-    assert len(background["records"]) == params["background_rows"][task]
+    assert len(background["records"]) == params[task]["explain"]["background_rows"]
+    assert background["explainer"] == {key: params["explain"][key] for key in ("max_exact_fields", "samples", "seed")}
     assert all(set(record) == set(schema.feature_names) for record in background["records"])
 
     ranked = _importance_plot(built_repo, task)
