@@ -44,7 +44,7 @@ def test_fields_that_are_not_identifiers_are_sent_validated_and_dumped_under_the
 def test_a_target_that_is_not_an_identifier_is_answered_as_prediction() -> None:
     api = task_api(parse_declaration("odd", _declaration(), "tasks/odd.yaml"), 10, 10)
     assert list(api.prediction.model_fields) == ["prediction", "model", "arm", "request_id"]
-    with pytest.raises(DeclarationError, match="serving.answer: 'model' must be an identifier other than"):
+    with pytest.raises(DeclarationError, match=r"serving\.answer: 'model' must be an identifier other than"):
         parse_declaration("odd", _declaration(serving={"answer": "model"}), "tasks/odd.yaml")
 
 
