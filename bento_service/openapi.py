@@ -32,7 +32,7 @@ Operation = tuple[str, type[BaseModel], type[BaseModel], str]  # (route, request
 
 
 def _what(api: TaskApi) -> str:
-    """What a task predicts, for summaries: 'median house value (US dollars)', 'iris species'."""
+    """What a task predicts, for summaries: 'median house value (US dollars)'."""
     target = api.schema.target
     unit = f" ({target.unit})" if isinstance(target, NumericField) and target.unit else ""
     return f"{target.description}{unit}"

@@ -102,10 +102,10 @@ def signature(task: str, output_type: str) -> ModelSignature:
     """Model input schema from the task schema: optional fields stay optional, numbers may be integers.
 
     MLflow 3.17 has no "integer or float" column type: "double" refuses int64 columns (what
-    `pd.DataFrame([{"housing_median_age": 41, ...}])` gives), "long" refuses floats and NaN (a missing
-    total_bedrooms). A numeric field is therefore typed Any, so MLflow passes ints and floats through
+    `pd.DataFrame([{"age": 41, ...}])` gives), "long" refuses floats and NaN (a missing
+    optional field). A numeric field is therefore typed Any, so MLflow passes ints and floats through
     unchanged; the model itself converts every numeric column to float (`to_numpy(dtype=float)` in
-    HousingFeatures, scikit-learn's input check for iris) and fails on a value that is not a number.
+    a feature transformer, scikit-learn's input check otherwise) and fails on a value that is not a number.
     """
     columns = []
     for spec in SCHEMAS[task].features:
