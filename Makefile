@@ -10,7 +10,7 @@ PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 # The prediction log: PREDICTION_LOG_URL (sqlite:///... or postgresql://...), else PREDICTION_LOG_DIR, else
-# ~/.local/share/housing-iris/prediction-log; serve, report, monitor and prune all use the same one.
+# ~/.local/share/prediction-service/prediction-log; serve, report, monitor and prune all use the same one.
 
 BENTO_NAME := prediction_service
 
