@@ -173,12 +173,14 @@ def test_an_idle_keep_alive_connection_is_closed(server: LiveServer) -> None:
 def test_the_openapi_document_describes_the_service(server: LiveServer) -> None:
     document = httpx.get(f"{server.url}/docs.json").json()
     assert document["openapi"].startswith("3.1")
-    assert "Housing" in document["info"]["title"] and "BentoML" not in document["info"]["description"]
+    description = document["info"]["description"]
+    assert "BentoML" not in description and "`housing` (regression)" in description
+    assert "`iris` (classification)" in description
     schemas = document["components"]["schemas"]
     detail = schemas["ValidationErrorResponse"]["properties"]["detail"]
     assert detail["type"] == "array" and detail["items"]["$ref"].endswith("/FieldError")
     assert set(schemas["FieldError"]["required"]) == {"field", "message"}
-    for route in ("/housing/predict", "/housing/predict_batch", "/iris/predict"):
+    for route in ("/housing/predict", "/housing/predict_batch", "/iris/predict", "/iris/predict_batch"):
         assert {"200", "400", "401", "413", "415", "503", "504"} <= set(document["paths"][route]["post"]["responses"])
         assert document["paths"][route]["post"]["security"] == [{"ApiKey": []}]
     assert "get" in document["paths"]["/model"]
