@@ -194,7 +194,7 @@ class ErrorResponse(BaseModel):
 
 @dataclass(frozen=True)
 class TaskApi:
-    """A served task's request and answer models, named after the task (HousingRecord, HousingPrediction ...)."""
+    """A served task's request and answer models, named after the task (`loans`: LoansRecord, LoansPrediction ...)."""
 
     schema: TaskSchema
     attributes: dict[str, str]  # declared field name -> request model attribute (attribute_names)
