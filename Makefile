@@ -10,7 +10,7 @@ PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 # The prediction log: PREDICTION_LOG_URL (sqlite:///... or postgresql://...), else PREDICTION_LOG_DIR, else
-# ~/.local/share/housing-iris/prediction-log; serve, report, monitor and prune all use the same one.
+# ~/.local/share/prediction-service/prediction-log; serve, report, monitor and prune all use the same one.
 
 BENTO_NAME := prediction_service
 
@@ -76,13 +76,14 @@ serve: store
 report: install
 	$(BIN)/python -m monitoring.report
 
-## monitor: drift, latency and error report of the log (TASK=housing SINCE=24h) in reports/, then champion vs
-## challenger on the clients' feedback: `python -m monitoring.check` (both always run). make exits with its code,
+## monitor: drift, latency and error report of the log (TASK=<task>, by default the first of params.yaml `tasks`;
+## SINCE=24h) in reports/, then champion vs challenger on the clients' feedback: `python -m monitoring.check` (both
+## always run). make exits with its code,
 ## 0-6 (README "Monitoring"): the drift monitor's when it is not 0 (1 drift, 2 nothing to judge, 3 bug, 4 missing
 ## values), else the performance one's (0, 5 challenger significantly better, 6 significantly worse, 2, 3).
 ## GNU make would turn any failure into its own 2: the code ends make through $(exit CODE), a function loaded from
 ## scripts/make_exit.c (make's `load` directive), compiled on first use; without a C compiler, make's 2.
-TASK ?= housing
+TASK ?= $(shell $(BIN)/python -m domain.tasks --first)
 SINCE ?= 24h
 MONITOR_OUT ?= reports
 MAKE_EXIT ?= .make/make_exit.so
@@ -94,7 +95,7 @@ $(MAKE_EXIT): scripts/make_exit.c
 	@$(CC) -shared -fPIC -O2 -o $@ $< 2>/dev/null || echo "make monitor: no C compiler, so make exits 2 on any non-zero code" >&2
 .PHONY: monitor-run
 monitor-run: install
-	@mkdir -p .make; code=0; $(BIN)/python -m monitoring.check --task $(TASK) --since $(SINCE) --out $(MONITOR_OUT) \
+	@mkdir -p .make; code=0; $(BIN)/python -m monitoring.check --task "$(TASK)" --since $(SINCE) --out $(MONITOR_OUT) \
 		|| code=$$?; echo $$code > .make/monitor-$(TASK).code
 monitor: monitor-run
 	@$(if $(filter %make_exit.so,$(.LOADED)),$(exit $(file < .make/monitor-$(TASK).code)))exit $(file < .make/monitor-$(TASK).code)

@@ -32,7 +32,7 @@ import numpy as np
 from bench import workload
 from bench.loadgen import LoadResult, run_load
 from bench.machine import describe
-from bench.servers import ProjectServer, source_bentoml_home
+from bench.servers import ProjectServer, served_tags, source_bentoml_home
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,11 +65,13 @@ def in_process(repo: Path, core: int, explanations: int) -> dict[str, Any]:
     from bento_service.native_threads import limit_native_threads
     from bento_service.predictors import load_predictor
     from domain.explain import encode
-    from domain.schema import HOUSING
+    from domain.schema import load_schema
+
+    housing = load_schema("housing")
 
     os.sched_setaffinity(0, {core})
     limit_native_threads()
-    tag = json.loads((repo / "models" / "bento_models.json").read_text())["housing"]["champion"]
+    tag = served_tags(repo)["housing"]["champion"]
     model = bentoml.models.get(tag)
     estimator = bentoml.sklearn.load_model(model)
     predictor = load_predictor("housing", estimator, model.custom_objects, dict(model.info.metadata))
@@ -83,7 +85,7 @@ def in_process(repo: Path, core: int, explanations: int) -> dict[str, Any]:
         explainer.explain_now(row)
         wall.append(time.perf_counter() - started)
         cpu.append(time.thread_time() - started_cpu)
-        matrix = explainer.shapley.coalition_rows(encode(HOUSING, [row])[0])
+        matrix = explainer.shapley.coalition_rows(encode(housing, [row])[0])
         started = time.perf_counter()
         predictor.predict_fields(matrix)
         floor.append(time.perf_counter() - started)
@@ -149,7 +151,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.explain", description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=CODE_ROOT, help="a reproduced pipeline (models/bento_models.json)")
+    parser.add_argument("--repo", type=Path, default=CODE_ROOT, help="a reproduced pipeline")
     parser.add_argument("--core", type=int, default=1)
     parser.add_argument("--explanations", type=int, default=60)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP run")

@@ -20,7 +20,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from domain.compiled import CompiledModel
-from domain.schema import HOUSING
+from domain.schema import load_schema
 
 
 class InProcessModel:
@@ -30,7 +30,7 @@ class InProcessModel:
         self.compiled = CompiledModel(self.model.steps[0][1], graph.read_bytes()) if graph.is_file() else None
 
     def predictors(self) -> dict[str, Callable[[list[dict[str, Any]]], np.ndarray]]:
-        columns = HOUSING.feature_names
+        columns = load_schema("housing").feature_names
         out = {"scikit-learn": lambda rows: self.model.predict(pd.DataFrame.from_records(rows, columns=columns))}
         if self.compiled is not None:
             out["compiled"] = self.compiled.predict_records

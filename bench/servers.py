@@ -118,9 +118,8 @@ class ProjectServer(Server):
     """`bentoml serve` of the project: the development target from the code root, or a built Bento.
 
     BENTOML_HOME is private (BentoML empties $BENTOML_HOME/prometheus_multiproc_dir at start, so
-    servers must not share one) and holds exactly the models of the repository's served set,
-    models/bento_models.json, which SERVED_MODELS names (a revision that still resolved `<name>:latest`
-    finds them too).
+    servers must not share one) and holds exactly the models of the repository's served set, written out as
+    one JSON file that SERVED_MODELS names (a revision that still resolved `<name>:latest` finds them too).
     """
 
     name = "project"
@@ -144,8 +143,10 @@ class ProjectServer(Server):
 
     def env(self) -> dict[str, str]:
         private_bentoml_home(self.home, self.repo)
+        served = self.work_dir / "served_models.json"
+        served.write_text(json.dumps(served_tags(self.repo)))
         return _base_env(PREDICTION_LOG_DIR=str(self.log_dir), WORKERS=str(self.workers), BENTOML_HOME=str(self.home),
-                         SERVED_MODELS=str(self.repo / "models" / "bento_models.json"))
+                         SERVED_MODELS=str(served))
 
     def role(self, cmdline: str) -> str:
         return "worker" if "_bentoml_impl.worker" in cmdline else "supervisor"
@@ -183,15 +184,22 @@ def source_bentoml_home() -> Path:
     return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
 
 
+def served_tags(repo: Path) -> dict[str, dict[str, str]]:
+    """The repository's served set, {task: {"champion": tag, "challenger": tag}} (models/<task>/bento_tags.json)."""
+    from bento_service.served_set import read_served_set
+
+    return read_served_set(repo)[0]  # type: ignore[return-value]
+
+
 def private_bentoml_home(home: Path, repo: Path) -> Path:
     """A BentoML home whose model store holds only the repository's packaged models (symlinks)."""
     source = source_bentoml_home()
-    tags = json.loads((repo / "models" / "bento_models.json").read_text())
+    tags = served_tags(repo)
     for tag in (tag for roles in tags.values() for tag in roles.values()):
         name, version = tag.split(":")
         stored = source / "models" / name / version
         if not stored.is_dir():
-            raise FileNotFoundError(f"model {tag} (models/bento_models.json) is not in {source}/models: "
+            raise FileNotFoundError(f"model {tag} (the served set) is not in {source}/models: "
                                     "run `python -m stages.bento_store` in the repository with this BENTOML_HOME")
         target = home / "models" / name
         target.mkdir(parents=True, exist_ok=True)

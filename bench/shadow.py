@@ -31,7 +31,7 @@ import numpy as np
 from bench import workload
 from bench.loadgen import run_load
 from bench.machine import describe
-from bench.servers import ProjectServer, private_bentoml_home
+from bench.servers import ProjectServer, private_bentoml_home, served_tags
 from bento_service.shadow import SHADOW_LINGER_S
 from prediction_log.writer import IDLE_CHECK_S
 
@@ -68,7 +68,7 @@ def challenger_floor(repo: Path, home: Path, rows: list[dict[str, Any]], seconds
 
     from bento_service.predictors import load_predictor
 
-    tag = json.loads((repo / "models" / "bento_models.json").read_text())["housing"]["challenger"]
+    tag = served_tags(repo)["housing"]["challenger"]
     model = bentoml.models.get(tag)
     predictor = load_predictor("housing", bentoml.sklearn.load_model(model), model.custom_objects,
                                dict(model.info.metadata))
@@ -164,7 +164,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.shadow", description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=CODE_ROOT, help="a reproduced pipeline (models/bento_models.json)")
+    parser.add_argument("--repo", type=Path, default=CODE_ROOT, help="a reproduced pipeline")
     parser.add_argument("--connections", default="1,8,32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=15.0)

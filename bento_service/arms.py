@@ -1,6 +1,6 @@
 """Which model answers a request: the champion, or the challenger (A/B), and whether the challenger shadows it.
 
-Per task, `<TASK>_CHALLENGER` in the environment (e.g. `HOUSING_CHALLENGER=ab:0.2`):
+Per task, `<TASK>_CHALLENGER` in the environment (e.g. `LOANS_CHALLENGER=ab:0.2` for a task `loans`):
 
 - `off` (default): the champion answers everything; the challenger is loaded (GET /model lists it) but idle.
 - `shadow`: the champion answers everything; the challenger predicts every request after the answer is

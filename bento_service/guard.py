@@ -17,12 +17,12 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bento_service import metrics
-from bento_service.config import SETTINGS
+from bento_service.config import settings
 from bento_service.rejections import TooManyKeys, check_key_count, describe, metric_field
-from bento_service.schemas import REQUEST_ID_PATTERN, ROUTES
+from bento_service.schemas import REQUEST_ID_PATTERN
 from prediction_log.store import ErrorRow
 from prediction_log.writer import LogUnavailable, process_log
 
@@ -34,15 +34,18 @@ class RequestTooLarge(Exception):
 
 
 class RequestGuard:
-    def __init__(self, app: Any) -> None:
+    """`routes`: route -> (task, request model) of every route it checks; other routes pass through."""
+
+    def __init__(self, app: Any, routes: dict[str, tuple[str, type[BaseModel]]]) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] not in ROUTES or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] not in self.routes or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        task, model = ROUTES[scope["path"]]
+        task, model = self.routes[scope["path"]]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-request-id", "")
         if not SAFE_REQUEST_ID.match(request_id):
@@ -59,9 +62,9 @@ class RequestGuard:
             await _log_error(request_id, task, status, body, started)
             await _send_json(send, status, body, request_id)
 
-        if SETTINGS.api_key is not None:
+        if settings().api_key is not None:
             supplied = headers.get("x-api-key", "")
-            if not hmac.compare_digest(supplied.encode(), SETTINGS.api_key.encode()):
+            if not hmac.compare_digest(supplied.encode(), settings().api_key.encode()):
                 await _send_json(send, 401, {"error": "missing or invalid X-API-Key header",
                                              "request_id": request_id}, request_id)
                 return
@@ -70,13 +73,13 @@ class RequestGuard:
             await reject(415, f"Content-Type must be application/json, got {media_type or 'none'!r}")
             return
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > SETTINGS.max_body_bytes:
-            await reject(413, f"request body of {declared} bytes exceeds the limit of {SETTINGS.max_body_bytes}")
+        if declared.isdigit() and int(declared) > settings().max_body_bytes:
+            await reject(413, f"request body of {declared} bytes exceeds the limit of {settings().max_body_bytes}")
             return
         try:
-            body = await _read_body(receive, SETTINGS.max_body_bytes)
+            body = await _read_body(receive, settings().max_body_bytes)
         except RequestTooLarge:
-            await reject(413, f"request body exceeds the limit of {SETTINGS.max_body_bytes} bytes")
+            await reject(413, f"request body exceeds the limit of {settings().max_body_bytes} bytes")
             return
         try:
             check_key_count(body)

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import Any
 
-from bento_service.config import SETTINGS
+from bento_service.config import settings
 
 logger = logging.getLogger("bentoml.prediction_service")
 PROTOCOL = "bento_service.http_limits:LimitedHttpToolsProtocol"
@@ -45,7 +45,7 @@ if HttpToolsProtocol is not None:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.timeout_keep_alive = SETTINGS.keep_alive_timeout_s
+            self.timeout_keep_alive = settings().keep_alive_timeout_s
             self._awaiting_headers = True  # between the end of a request (or the connection's start) and
             self._header_bytes = 0         # the end of the next request's headers
             self._parsed_bytes = 0  # URL and header names and values of the current request, as parsed
@@ -68,9 +68,9 @@ if HttpToolsProtocol is not None:
             super().data_received(data)
             # Still no end of headers: the whole chunk was header bytes, and the parser holds at most one
             # chunk beyond the limit.
-            if self._awaiting_headers and self._header_bytes > SETTINGS.max_header_bytes:
+            if self._awaiting_headers and self._header_bytes > settings().max_header_bytes:
                 self._reject("431 Request Header Fields Too Large",
-                             f"request line and headers exceed {SETTINGS.max_header_bytes} bytes")
+                             f"request line and headers exceed {settings().max_header_bytes} bytes")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -91,9 +91,9 @@ if HttpToolsProtocol is not None:
             self._awaiting_headers = False
             self._header_bytes = 0
             self._cancel_header_timer()
-            if self._parsed_bytes > SETTINGS.max_header_bytes:  # headers that arrived in one chunk
+            if self._parsed_bytes > settings().max_header_bytes:  # headers that arrived in one chunk
                 self._reject("431 Request Header Fields Too Large",
-                             f"request line and headers exceed {SETTINGS.max_header_bytes} bytes")
+                             f"request line and headers exceed {settings().max_header_bytes} bytes")
                 return
             super().on_headers_complete()
 
@@ -110,7 +110,7 @@ if HttpToolsProtocol is not None:
 
         def _arm_header_timer(self) -> None:
             self._cancel_header_timer()
-            self._header_timer = self.loop.call_later(SETTINGS.header_timeout_s, self._header_timeout)
+            self._header_timer = self.loop.call_later(settings().header_timeout_s, self._header_timeout)
 
         def _cancel_header_timer(self) -> None:
             if self._header_timer is not None:
@@ -124,7 +124,7 @@ if HttpToolsProtocol is not None:
             if self._header_bytes == 0:
                 self.transport.close()  # connected and said nothing
             else:
-                self._reject("408 Request Timeout", f"headers not complete within {SETTINGS.header_timeout_s} s")
+                self._reject("408 Request Timeout", f"headers not complete within {settings().header_timeout_s} s")
 
         def _reject(self, status: str, message: str) -> None:
             self._rejected = True

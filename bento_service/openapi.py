@@ -9,72 +9,70 @@ JSON Schema 2020-12, what pydantic writes), so a generated client gets the types
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from bento_service.config import SETTINGS
+from bento_service.config import Settings
 from bento_service.rejections import MAX_OBJECT_KEYS
 from bento_service.schemas import (
     ErrorResponse,
     FeedbackAnswer,
     FeedbackBatchAnswer,
-    HousingBatch,
-    HousingBatchPrediction,
-    HousingExplanation,
-    HousingFeedback,
-    HousingFeedbackBatch,
-    HousingPrediction,
-    HousingRecord,
-    IrisExplanation,
-    IrisFeedback,
-    IrisFeedbackBatch,
-    IrisPrediction,
-    IrisRecord,
+    TaskApi,
     ValidationErrorResponse,
 )
+from domain.schema import Kind, NumericField
 
 REF = "#/components/schemas/{model}"
 SECURITY_SCHEME = "ApiKey"
 
-# (route, request model, response model, summary)
-PREDICTION_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...] = (
-    ("/housing/predict", HousingRecord, HousingPrediction,
-     "Median house value (US dollars) of one census block group"),
-    ("/housing/predict_batch", HousingBatch, HousingBatchPrediction,
-     f"Median house values of 1 to {SETTINGS.max_batch_records} block groups"),
-    ("/iris/predict", IrisRecord, IrisPrediction, "Species of one iris flower from its measurements (cm)"),
-)
-# (route, request model, response model, summary): the same records as predict, answered with contributions
-EXPLANATION_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...] = (
-    ("/housing/explain", HousingRecord, HousingExplanation,
-     "Why /housing/predict answers what it does: each raw field's contribution in US dollars (exact Shapley "
-     "values against the model's background sample)"),
-    ("/iris/explain", IrisRecord, IrisExplanation,
-     "Why /iris/predict answers what it does: per species, each raw field's contribution to its probability"),
-)
+Operation = tuple[str, type[BaseModel], type[BaseModel], str]  # (route, request model, response model, summary)
 
-# (route, request model, response model, summary): true values of answered predictions
-FEEDBACK_ROUTES: tuple[tuple[str, type[BaseModel], type[BaseModel], str], ...] = (
-    ("/housing/feedback", HousingFeedback, FeedbackAnswer,
-     "The true median house value of an answered prediction (its request_id, and position in a batch)"),
-    ("/housing/feedback_batch", HousingFeedbackBatch, FeedbackBatchAnswer,
-     f"True values of 1 to {SETTINGS.max_feedback_items} answered housing predictions, each item's outcome"),
-    ("/iris/feedback", IrisFeedback, FeedbackAnswer, "The true species of an answered prediction"),
-    ("/iris/feedback_batch", IrisFeedbackBatch, FeedbackBatchAnswer,
-     f"True species of 1 to {SETTINGS.max_feedback_items} answered iris predictions, each item's outcome"),
-)
 
-DESCRIPTION = f"""Predictions of two models trained and chosen by a reproducible DVC pipeline:
-the median house value of a California census block group (1990 census, regression) and the
-species of an iris flower (classification). Every prediction is written to the prediction log
-(SQLite and JSON lines) before it is answered; if the log cannot be written the answer is 503.
+def _what(api: TaskApi) -> str:
+    """What a task predicts, for summaries: 'median house value (US dollars)'."""
+    target = api.schema.target
+    unit = f" ({target.unit})" if isinstance(target, NumericField) and target.unit else ""
+    return f"{target.description}{unit}"
 
-Limits: request body {SETTINGS.max_body_bytes} bytes (413), request line and headers
-{SETTINGS.max_header_bytes} bytes (431), {MAX_OBJECT_KEYS} keys per JSON object (400),
-{SETTINGS.max_batch_records} records per batch (400), headers within {SETTINGS.header_timeout_s} s (408),
+
+def prediction_operations(api: TaskApi, limits: Settings) -> list[Operation]:
+    what, task = _what(api), api.task
+    return [(f"/{task}/predict", api.record, api.prediction, f"{task}: the predicted {what} of one record"),
+            (f"/{task}/predict_batch", api.batch, api.batch_prediction,
+             f"{task}: the predicted {what} of 1 to {limits.max_batch_records} records")]
+
+
+def explanation_operations(api: TaskApi) -> list[Operation]:
+    task = api.task
+    per = "" if api.schema.kind is Kind.REGRESSION else f" per {api.schema.target.description},"
+    return [(f"/{task}/explain", api.record, api.explanation,
+             f"{task}: why /{task}/predict answers what it does:{per} each raw field's contribution (Shapley "
+             "values against the model's background sample)")]
+
+
+def feedback_operations(api: TaskApi, limits: Settings) -> list[Operation]:
+    what, task = _what(api), api.task
+    return [(f"/{task}/feedback", api.feedback, FeedbackAnswer,
+             f"{task}: the true {what} of an answered prediction (its request_id, and position in a batch)"),
+            (f"/{task}/feedback_batch", api.feedback_batch, FeedbackBatchAnswer,
+             f"{task}: true values of 1 to {limits.max_feedback_items} answered predictions, each item's outcome")]
+
+
+def _description(apis: list[TaskApi], limits: Settings) -> str:
+    served = "\n".join(f"- `{api.task}` ({api.schema.kind}): {_what(api)}" for api in apis)
+    return f"""Predictions of models trained and chosen by a reproducible DVC pipeline, one per declared task:
+
+{served}
+
+Every prediction is written to the prediction log before it is answered; if the log cannot be written the
+answer is 503.
+
+Limits: request body {limits.max_body_bytes} bytes (413), request line and headers
+{limits.max_header_bytes} bytes (431), {MAX_OBJECT_KEYS} keys per JSON object (400),
+{limits.max_batch_records} records per batch (400), headers within {limits.header_timeout_s} s (408),
 a request answered within 60 s (504). Every number must lie in the range its field documents (400
 naming the field). When the server sets API_KEY, prediction routes need the X-API-Key header (401)."""
 
@@ -87,11 +85,11 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(limits: Settings, *statuses: int) -> dict[str, Any]:
     descriptions = {
         400: "invalid request: `detail` names each field and what is wrong with it",
         401: "missing or wrong X-API-Key header (only when the server sets API_KEY)",
-        413: f"request body over {SETTINGS.max_body_bytes} bytes",
+        413: f"request body over {limits.max_body_bytes} bytes",
         415: "Content-Type is not application/json",
         404: "no prediction of this task has that request_id and position (nothing stored)",
         409: "that prediction already has its true value: the first one stays",
@@ -105,34 +103,35 @@ def _errors(*statuses: int) -> dict[str, Any]:
                                descriptions[status]) for status in statuses}
 
 
-def _prediction_operation(request: type[BaseModel], response: type[BaseModel], summary: str,
+def _prediction_operation(limits: Settings, request: type[BaseModel], response: type[BaseModel], summary: str,
                           explanation: bool = False) -> dict[str, Any]:
     name = response.__name__ if explanation else request.__name__
     return {
         "tags": ["explanations" if explanation else "predictions"],
-        **_operation_body(name, request, response, summary,
+        **_operation_body(limits, name, request, response, summary,
                           "the explanation, as logged" if explanation else "the prediction, as logged",
                           (400, 401, 413, 415, *((429,) if explanation else ()), 503, 504)),
     }
 
 
-def _feedback_operation(request: type[BaseModel], response: type[BaseModel], summary: str) -> dict[str, Any]:
+def _feedback_operation(limits: Settings, request: type[BaseModel], response: type[BaseModel],
+                        summary: str) -> dict[str, Any]:
     single = response is FeedbackAnswer
     return {"tags": ["feedback"],
-            **_operation_body(request.__name__, request, response, summary,
+            **_operation_body(limits, request.__name__, request, response, summary,
                               "stored" if single else "each item's outcome: stored, unknown or duplicate",
                               (400, 401, *((404, 409) if single else ()), 413, 415, 503, 504))}
 
 
-def _operation_body(name: str, request: type[BaseModel], response: type[BaseModel], summary: str, ok: str,
-                    errors: tuple[int, ...]) -> dict[str, Any]:
+def _operation_body(limits: Settings, name: str, request: type[BaseModel], response: type[BaseModel], summary: str,
+                    ok: str, errors: tuple[int, ...]) -> dict[str, Any]:
     return {
         "summary": summary,
         "operationId": name[0].lower() + name[1:],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request)}}},
-        "responses": {"200": _json(_ref(response), ok), **_errors(*errors)},
+        "responses": {"200": _json(_ref(response), ok), **_errors(limits, *errors)},
         # with no API_KEY configured the routes are open: an empty requirement says so
-        "security": [{SECURITY_SCHEME: []}] if SETTINGS.api_key else [{}, {SECURITY_SCHEME: []}],
+        "security": [{SECURITY_SCHEME: []}] if limits.api_key else [{}, {SECURITY_SCHEME: []}],
     }
 
 
@@ -152,20 +151,21 @@ MODEL_INFO = {
 }
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    """The document (built once per process)."""
-    models = [(m, "validation") for _, m, _, _ in PREDICTION_ROUTES]
-    models += [(m, "validation") for _, m, _, _ in FEEDBACK_ROUTES]
-    models += [(m, "serialization") for _, _, m, _ in PREDICTION_ROUTES + EXPLANATION_ROUTES + FEEDBACK_ROUTES]
+def openapi_document(apis: list[TaskApi], limits: Settings) -> dict[str, Any]:
+    """The document of a service serving these tasks under these limits."""
+    predictions = [op for api in apis for op in prediction_operations(api, limits)]
+    explanations = [op for api in apis for op in explanation_operations(api)]
+    feedback = [op for api in apis for op in feedback_operations(api, limits)]
+    models = [(m, "validation") for _, m, _, _ in predictions + feedback]
+    models += [(m, "serialization") for _, _, m, _ in predictions + explanations + feedback]
     models += [(ValidationErrorResponse, "serialization"), (ErrorResponse, "serialization")]
-    _, definitions = models_json_schema(models, ref_template=REF)
-    paths: dict[str, Any] = {route: {"post": _prediction_operation(request, response, summary)}
-                             for route, request, response, summary in PREDICTION_ROUTES}
-    paths.update({route: {"post": _prediction_operation(request, response, summary, explanation=True)}
-                  for route, request, response, summary in EXPLANATION_ROUTES})
-    paths.update({route: {"post": _feedback_operation(request, response, summary)}
-                  for route, request, response, summary in FEEDBACK_ROUTES})
+    _, definitions = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    paths: dict[str, Any] = {route: {"post": _prediction_operation(limits, request, response, summary)}
+                             for route, request, response, summary in predictions}
+    paths.update({route: {"post": _prediction_operation(limits, request, response, summary, explanation=True)}
+                  for route, request, response, summary in explanations})
+    paths.update({route: {"post": _feedback_operation(limits, request, response, summary)}
+                  for route, request, response, summary in feedback})
     paths["/model"] = {"get": {
         "tags": ["models"], "summary": "What is being served: tags, metrics and provenance of both models",
         "operationId": "modelInfo",
@@ -178,8 +178,7 @@ def openapi_document() -> dict[str, Any]:
     paths["/metrics"] = _probe("Prometheus metrics", "metrics in the Prometheus text format")
     return {
         "openapi": "3.1.0",
-        "info": {"title": "California Housing and Iris prediction service", "version": "1",
-                 "description": DESCRIPTION},
+        "info": {"title": "Prediction service", "version": "1", "description": _description(apis, limits)},
         "tags": [{"name": "predictions", "description": "model predictions, each one logged before it is answered"},
                  {"name": "explanations", "description": "why a prediction is what it is, logged like predictions"},
                  {"name": "feedback", "description": "true values of answered predictions, for live accuracy"},

@@ -1,12 +1,13 @@
-"""The BentoML prediction service for the two champions.
+"""The BentoML prediction service: every task of the served set, its routes generated from its declaration.
 
-Routes: POST /housing/predict, /housing/predict_batch, /iris/predict, /housing/explain, /iris/explain,
-/<task>/feedback and /<task>/feedback_batch; GET /model; BentoML's /livez, /readyz, /metrics and the
-Swagger UI at /. Requests are checked by the guard (bento_service/guard.py) before they reach these
-handlers; every prediction is committed to the prediction log before it is answered.
+Per served task: POST /<task>/predict, /<task>/predict_batch, /<task>/explain, /<task>/feedback and
+/<task>/feedback_batch (request and answer models: bento_service/schemas.py); GET /model; BentoML's /livez,
+/readyz, /metrics and the Swagger UI at /. Requests are checked by the guard (bento_service/guard.py) before
+they reach these handlers; every prediction is committed to the prediction log before it is answered.
 
 Each task serves a champion and a challenger (bento_service/arms.py: off, shadow or A/B per task); every
-logged row carries the model's tag and its arm, and every answer says which model gave it.
+logged row carries the model's tag and its arm, and every answer says which model gave it. The models are
+loaded in the service's `__init__`, before the worker takes requests; readiness then only waits for the log.
 
 Run from the project root: `bentoml serve` (reads bentofile.yaml) or `make serve`.
 """
@@ -17,7 +18,6 @@ import asyncio
 import concurrent.futures
 import gc
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,35 +34,23 @@ from starlette.routing import Route
 from bento_service import bentoml_patches, http_limits, metrics
 from bento_service.arms import CLIENT_KEY_HEADER, ArmChooser, Routing
 from bento_service.batching import MicroBatcher
-from bento_service.config import SETTINGS
+from bento_service.config import settings
 from bento_service.explainer import ExplainerBusy, ServedExplainer
 from bento_service.guard import RequestGuard
 from bento_service.live_drift import DriftWindow, gauge_publisher
 from bento_service.live_error import LiveError
 from bento_service.native_threads import limit_native_threads, model_executor, native_threads
-from bento_service.openapi import openapi_document
-from bento_service.predictors import Predictor, load_predictor
-from bento_service.readiness import ServerReadiness
-from bento_service.schemas import (
-    ROUTES,
-    FeedbackAnswer,
-    FeedbackBatchAnswer,
-    HousingBatch,
-    HousingBatchPrediction,
-    HousingExplanation,
-    HousingFeedback,
-    HousingFeedbackBatch,
-    HousingPrediction,
-    HousingRecord,
-    IrisExplanation,
-    IrisFeedback,
-    IrisFeedbackBatch,
-    IrisPrediction,
-    IrisRecord,
+from bento_service.openapi import (
+    explanation_operations,
+    feedback_operations,
+    openapi_document,
+    prediction_operations,
 )
+from bento_service.predictors import Predictor, load_predictor
+from bento_service.schemas import FeedbackAnswer, FeedbackBatchAnswer, TaskApi, task_api
 from bento_service.served_set import load_served_set, model_reference
 from bento_service.shadow import MAX_SHADOW_BACKLOG, SHADOW_LINGER_S, ShadowQueue
-from domain.schema import SCHEMAS, Kind
+from domain.schema import Kind, load_schema
 from prediction_log.feedback import FeedbackItem, FeedbackResult, FeedbackStore, open_feedback_store
 from prediction_log.location import LogLocation
 from prediction_log.store import ExplanationRow, PredictionRow, utc_now
@@ -70,7 +58,12 @@ from prediction_log.writer import LogUnavailable, open_process_log, process_log
 
 logger = logging.getLogger("bentoml.prediction_service")
 LOG_RETRY_SECONDS = 2.0
+SETTINGS = settings()
 SERVED = load_served_set()  # {task: {"champion": tag, "challenger": tag}}, bento_service/served_set.py
+APIS: dict[str, TaskApi] = {task: task_api(load_schema(task), SETTINGS.max_batch_records,
+                                           SETTINGS.max_feedback_items) for task in SERVED}
+# Route -> (task, request model), for the request guard.
+ROUTES = {route: (task, model) for task, api in APIS.items() for route, model in api.routes().items()}
 
 
 @dataclass
@@ -108,7 +101,7 @@ LOADED: dict[str, ServedTask] = {}
 async def model_info(request: Request) -> JSONResponse:
     """GET /model: each task's champion (its fields at the top, as before challengers), its challenger and the
     routing between them, with training metrics and provenance."""
-    if len(LOADED) < len(SCHEMAS):
+    if len(LOADED) < len(SERVED):
         return JSONResponse({"error": "models are still loading"}, status_code=503)
     return JSONResponse({task: {**served.champion.describe(), "routing": served.chooser.routing.describe(),
                                 "challenger": served.challenger.describe() if served.challenger else None}
@@ -117,7 +110,16 @@ async def model_info(request: Request) -> JSONResponse:
 
 async def docs(request: Request) -> JSONResponse:
     """GET /docs.json: this service's OpenAPI document (in place of BentoML's generic one)."""
-    return JSONResponse(openapi_document())
+    return JSONResponse(_openapi())
+
+
+_DOCUMENT: list[dict[str, Any]] = []
+
+
+def _openapi() -> dict[str, Any]:
+    if not _DOCUMENT:
+        _DOCUMENT.append(openapi_document(list(APIS.values()), SETTINGS))
+    return _DOCUMENT[0]
 
 
 # Mounted before BentoML's own routes, so its /docs.json is ours.
@@ -150,82 +152,61 @@ if not SETTINGS.access_log_predictions:
     bentoml_patches.skip_access_log(list(ROUTES))
 
 
-@bentoml.asgi_app(info_app, path="/")
-@bentoml.service(name="prediction_service", image=IMAGE, workers=SETTINGS.workers, traffic={"timeout": 60},
-                 tracing=TRACING)
 class PredictionService:
-    # exactly the tags of the served set (models/bento_models.json), never ":latest"
-    housing_model = model_reference(SERVED["housing"]["champion"])
-    iris_model = model_reference(SERVED["iris"]["champion"])
-    housing_challenger = model_reference(SERVED["housing"]["challenger"]) if "challenger" in SERVED["housing"] else None
-    iris_challenger = model_reference(SERVED["iris"]["challenger"]) if "challenger" in SERVED["iris"] else None
+    # Per served task, `<task>_champion` and `<task>_challenger`: references to exactly the tags of the served
+    # set (never ":latest"), set below so that `bentoml build` packs those models.
 
     def __init__(self) -> None:
-        # Runs on the worker's event loop thread, where small batches are predicted; the OpenMP of the
-        # models is limited there once they are loaded (threadpoolctl only sees libraries already loaded).
+        # Runs on the worker's event loop thread, where small batches are predicted, before the worker takes
+        # requests. OpenMP is limited per thread and threadpoolctl only sees libraries already loaded: limited
+        # again once the models are.
+        limit_native_threads()
         self._loop = asyncio.get_running_loop()
-        self._readiness = ServerReadiness.from_environment(_worker_count())
         # Feedback looks rows up and stores true values synchronously, one call at a time, off the event loop.
         self._feedback_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedback")
         self._feedback_store: FeedbackStore | None = None
         self._feedback_backlog = 0  # items handed to the feedback thread and not yet answered
-        # Load in the background so the server answers /livez at once and /readyz says 503
-        # until the models are loaded and the prediction log is open.
-        self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
-        self._loader.start()
-
-    def _load(self) -> None:
-        limit_native_threads()  # the warm-up predictions below run in this thread
         executor = model_executor()
-        for task, champion, challenger in (("housing", self.housing_model, self.housing_challenger),
-                                           ("iris", self.iris_model, self.iris_challenger)):
-            routing = SETTINGS.routing[task]
-            served = _served_model(task, champion, executor)
-            served.drift = _drift_window(task, champion)
-            served.explainer = _explainer(task, champion, served.predictor, served.estimator)
-            if challenger is None and routing.mode != "off":
-                logger.warning("%s_CHALLENGER=%s but there is no challenger: the champion serves alone",
-                               task.upper(), routing.mode)
-                routing = Routing()
-            rival = None if challenger is None else _served_model(task, challenger, executor, "challenger")
-            models = {model.tag: model.metadata for model in (served, rival) if model is not None}
-            LOADED[task] = ServedTask(served, rival, ArmChooser(task, routing, SETTINGS.ab_seed),
-                                      LiveError(task, models), _shadow_queue(rival, routing, executor))
-            logger.info("%s: champion %s, challenger %s, %s", task, served.tag, rival.tag if rival else "none",
-                        routing.describe())
-        limited = threading.Event()
-
-        def limit_on_loop() -> None:
-            limit_native_threads()
-            for api, threads in native_threads().items():
-                metrics.NATIVE_THREADS.labels(api).set(threads)
-            limited.set()
-        self._loop.call_soon_threadsafe(limit_on_loop)
-        limited.wait()
+        for task in SERVED:
+            LOADED[task] = _served_task(task, getattr(self, f"{task}_champion"),
+                                        getattr(self, f"{task}_challenger", None), executor)
+        limit_native_threads()
+        for api, threads in native_threads().items():
+            metrics.NATIVE_THREADS.labels(api).set(threads)
         # The models and libraries live as long as the process: take them out of the garbage
         # collector's scans, whose full collections otherwise pause the server for tens of milliseconds.
         gc.freeze()
-        while True:  # the log directory may be a volume that is not there yet: keep trying
-            try:
-                open_process_log(SETTINGS.log, on_reopen=metrics.log_reopened, on_health=self._log_health,
-                                 retention_days=SETTINGS.log_retention_days, **_store_options(SETTINGS.log))
-                logger.info("prediction log: %s", SETTINGS.log)
-                self._log_health(True)
-                return
-            except LogUnavailable as exc:
-                logger.warning("%s; retrying in %.0f s", exc, LOG_RETRY_SECONDS)
-                time.sleep(LOG_RETRY_SECONDS)
+        if not self._open_log():  # the log directory may be a volume that is not there yet: keep trying
+            threading.Thread(target=self._open_log_until_done, name="log-opener", daemon=True).start()
+
+    def _open_log(self) -> bool:
+        try:
+            open_process_log(SETTINGS.log, on_reopen=metrics.log_reopened, on_health=self._log_health,
+                             retention_days=SETTINGS.log_retention_days, **_store_options(SETTINGS.log))
+        except LogUnavailable as exc:
+            logger.warning("%s; retrying in %.0f s", exc, LOG_RETRY_SECONDS)
+            return False
+        logger.info("prediction log: %s", SETTINGS.log)
+        self._log_health(True)
+        return True
+
+    def _open_log_until_done(self) -> None:
+        while not self._open_log():
+            time.sleep(LOG_RETRY_SECONDS)
 
     def _log_health(self, healthy: bool) -> None:
-        """The log became writable (or stopped being): /metrics and this worker's readiness marker."""
+        """The log became writable (or stopped being): its gauge on /metrics."""
         metrics.LOG_WRITABLE.set(1 if healthy else 0)
-        self._readiness.publish(metrics.report_ready(healthy and len(LOADED) == len(SCHEMAS)))
+        metrics.report_ready(healthy)
+
+    def __is_alive__(self) -> bool:
+        """This worker serves every task of the served set; if not, /livez answers 503 and Kubernetes restarts it."""
+        return len(LOADED) == len(SERVED)
 
     def __is_ready__(self) -> bool:
-        """This worker can serve (models loaded, log writable; its gauge on /metrics) and so can every other worker."""
+        """The prediction log is writable (its gauge on /metrics): the models are loaded before requests come."""
         log = process_log()
-        serves = metrics.report_ready(len(LOADED) == len(SCHEMAS) and log is not None and log.healthy)
-        return serves and self._readiness.all_ready()
+        return metrics.report_ready(log is not None and log.healthy)
 
     @bentoml.on_shutdown
     def close_log(self) -> None:
@@ -238,43 +219,6 @@ class PredictionService:
         log = process_log()
         if log is not None:
             log.close()
-
-    # -- APIs ------------------------------------------------------------------------------
-    @bentoml.api(route="/housing/predict")
-    async def housing_predict(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingPrediction:  # type: ignore[valid-type]
-        """Median house value (US dollars) of one census block group."""
-        return await self._answer("housing", [record.model_dump()], ctx, lambda served, request_id, predictions:
-                                  HousingPrediction(prediction=predictions[0], model=served.tag,
-                                                    arm=served.role, request_id=request_id))
-
-    @bentoml.api(route="/housing/predict_batch")
-    async def housing_predict_batch(self, batch: HousingBatch, /, ctx: bentoml.Context) -> HousingBatchPrediction:
-        """Median house values for up to MAX_BATCH_RECORDS block groups in one request."""
-        return await self._answer("housing", [r.model_dump() for r in batch.records], ctx,
-                                  lambda served, request_id, predictions: HousingBatchPrediction(
-                                      predictions=predictions, model=served.tag, arm=served.role,
-                                      request_id=request_id))
-
-    @bentoml.api(route="/iris/predict")
-    async def iris_predict(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisPrediction:  # type: ignore[valid-type]
-        """Species of one iris flower from its sepal and petal measurements (cm)."""
-        return await self._answer("iris", [record.model_dump()], ctx, lambda served, request_id, predictions:
-                                  IrisPrediction(**predictions[0], model=served.tag, arm=served.role,
-                                                 request_id=request_id))
-
-    @bentoml.api(route="/housing/explain")
-    async def housing_explain(self, record: HousingRecord, /, ctx: bentoml.Context) -> HousingExplanation:  # type: ignore[valid-type]
-        """Each raw field's contribution (US dollars) to the predicted value of one block group."""
-        return await self._explain("housing", record.model_dump(), ctx, lambda served, request_id, answer:
-                                   HousingExplanation(**answer, model=served.tag, request_id=request_id))
-
-    @bentoml.api(route="/iris/explain")
-    async def iris_explain(self, record: IrisRecord, /, ctx: bentoml.Context) -> IrisExplanation:  # type: ignore[valid-type]
-        """Per species, each raw field's contribution to its probability for one flower."""
-        return await self._explain("iris", record.model_dump(), ctx, lambda served, request_id, answer:
-                                   IrisExplanation(**answer, species=max(answer["prediction"],
-                                                                         key=answer["prediction"].get),
-                                                   model=served.tag, request_id=request_id))
 
     async def _explain(self, task: str, row: dict[str, Any], ctx: bentoml.Context,
                        respond: Callable[[ServedModel, str, dict[str, Any]], Any]) -> Any:
@@ -345,28 +289,6 @@ class PredictionService:
         return served, request_id, predictions
 
     # -- feedback ----------------------------------------------------------------------------
-    @bentoml.api(route="/housing/feedback")
-    async def housing_feedback(self, feedback: HousingFeedback, /, ctx: bentoml.Context) -> FeedbackAnswer:  # type: ignore[valid-type]
-        """The true median house value of an answered prediction: 404 unknown request id, 409 already given."""
-        return await self._feedback_one("housing", feedback, ctx)
-
-    @bentoml.api(route="/housing/feedback_batch")
-    async def housing_feedback_batch(self, batch: HousingFeedbackBatch, /,  # type: ignore[valid-type]
-                                     ctx: bentoml.Context) -> FeedbackBatchAnswer:
-        """True values of many predictions; each item's outcome in `results` (200 even if some are unknown)."""
-        return await self._feedback_many("housing", batch.items, ctx)
-
-    @bentoml.api(route="/iris/feedback")
-    async def iris_feedback(self, feedback: IrisFeedback, /, ctx: bentoml.Context) -> FeedbackAnswer:  # type: ignore[valid-type]
-        """The true species of an answered prediction: 404 unknown request id, 409 already given."""
-        return await self._feedback_one("iris", feedback, ctx)
-
-    @bentoml.api(route="/iris/feedback_batch")
-    async def iris_feedback_batch(self, batch: IrisFeedbackBatch, /,  # type: ignore[valid-type]
-                                  ctx: bentoml.Context) -> FeedbackBatchAnswer:
-        """True species of many predictions; each item's outcome in `results` (200 even if some are unknown)."""
-        return await self._feedback_many("iris", batch.items, ctx)
-
     async def _feedback_one(self, task: str, feedback: Any, ctx: bentoml.Context) -> Any:
         results = await self._record_feedback(task, [feedback], ctx)
         if isinstance(results, JSONResponse):
@@ -457,16 +379,6 @@ class _Request(NamedTuple):
         return cls(request_id, started, utc_now(), served, log)
 
 
-def _worker_count() -> int:
-    """How many workers this server runs: the service's configuration (BENTOML_CONFIG may override WORKERS)."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    workers = BentoMLContainer.config.services.get().get(PredictionService.name, {}).get("workers")
-    if workers == "cpu_count":
-        return os.cpu_count() or 1
-    return workers if isinstance(workers, int) and workers > 0 else SETTINGS.workers
-
-
 def _store_options(location: LogLocation) -> dict[str, Any]:
     """The SQLite store's JSON-lines rotation (PostgreSQL keeps no file)."""
     if location.kind != "sqlite":
@@ -486,6 +398,24 @@ def _served_model(task: str, model: bentoml.Model, executor: Any, role: str = "c
         predictor.predict(metadata["input_example"][:1])
     batcher = MicroBatcher(predictor.predict, on_call=metrics.BATCH_ROWS.labels(task).observe, executor=executor)
     return ServedModel(task, str(model.tag), metadata, estimator, batcher, predictor, role=role)
+
+
+def _served_task(task: str, champion: bentoml.Model, challenger: bentoml.Model | None, executor: Any) -> ServedTask:
+    """A task's champion (with its live drift window and explainer) and challenger, loaded and routed."""
+    routing = SETTINGS.routing(task)
+    served = _served_model(task, champion, executor)
+    served.drift = _drift_window(task, champion)
+    served.explainer = _explainer(task, champion, served.predictor, served.estimator)
+    if challenger is None and routing.mode != "off":
+        logger.warning("%s_CHALLENGER=%s but there is no challenger: the champion serves alone", task.upper(),
+                       routing.mode)
+        routing = Routing()
+    rival = None if challenger is None else _served_model(task, challenger, executor, "challenger")
+    models = {model.tag: model.metadata for model in (served, rival) if model is not None}
+    logger.info("%s: champion %s, challenger %s, %s", task, served.tag, rival.tag if rival else "none",
+                routing.describe())
+    return ServedTask(served, rival, ArmChooser(task, routing, SETTINGS.ab_seed), LiveError(task, models),
+                      _shadow_queue(rival, routing, executor))
 
 
 def _shadow_queue(challenger: ServedModel | None, routing: Routing, executor: Any) -> ShadowQueue | None:
@@ -525,17 +455,86 @@ def _explainer(task: str, model: bentoml.Model, predictor: Predictor, estimator:
 
 
 def _jsonable(task: str, served: ServedModel, value: Any) -> Any:
-    """A prediction as it is logged and answered: the value (regression), or the class under the target's
-    name with every class's probability (classification)."""
-    schema = SCHEMAS[task]
+    """A prediction as it is logged and answered: the value (regression), or the class under the declaration's
+    answer name with every class's probability (classification)."""
+    schema = APIS[task].schema
     if schema.kind is Kind.REGRESSION:
         return float(value)
     classes = [str(c) for c in served.estimator.classes_]
-    return {schema.target.name: classes[int(np.argmax(value))],
+    return {schema.answer: classes[int(np.argmax(value))],
             "probabilities": {c: float(p) for c, p in zip(classes, value, strict=True)}}
 
 
-PredictionService.add_asgi_middleware(RequestGuard)
+def _api(task: str, name: str, handler: Callable[..., Any], request: type, response: type, doc: str) -> Any:
+    """`handler` as the BentoML API POST /<task>/<name>: its body parsed into `request` (validated by the guard
+    first), its answer documented as `response`."""
+    handler.__name__ = handler.__qualname__ = f"{task}_{name}"
+    handler.__doc__ = doc
+    handler.__annotations__ = {"body": request, "ctx": bentoml.Context, "return": response}
+    return bentoml.api(route=f"/{task}/{name}")(handler)
+
+
+def _task_routes(api: TaskApi) -> dict[str, Any]:
+    """The five API methods of one task, and its model references, as attributes of the service class."""
+    task, schema = api.task, api.schema
+    if schema.kind is Kind.REGRESSION:
+        def answer_fields(value: Any) -> dict[str, Any]:
+            return {schema.answer: value}
+
+        def explanation_fields(answer: dict[str, Any]) -> dict[str, Any]:
+            return answer
+    else:
+        def answer_fields(value: Any) -> dict[str, Any]:
+            return value
+
+        def explanation_fields(answer: dict[str, Any]) -> dict[str, Any]:
+            return {**answer, schema.answer: max(answer["prediction"], key=answer["prediction"].get)}
+
+    async def predict(self: PredictionService, body: Any, /, ctx: bentoml.Context) -> Any:
+        return await self._answer(task, [body.model_dump(by_alias=True)], ctx, lambda served, request_id, values:
+                                  api.prediction(**answer_fields(values[0]), model=served.tag, arm=served.role,
+                                                 request_id=request_id))
+
+    async def predict_batch(self: PredictionService, body: Any, /, ctx: bentoml.Context) -> Any:
+        return await self._answer(task, [record.model_dump(by_alias=True) for record in body.records], ctx,
+                                  lambda served, request_id, values: api.batch_prediction(
+                                      predictions=values, model=served.tag, arm=served.role, request_id=request_id))
+
+    async def explain(self: PredictionService, body: Any, /, ctx: bentoml.Context) -> Any:
+        return await self._explain(task, body.model_dump(by_alias=True), ctx, lambda served, request_id, answer:
+                                   api.explanation(**explanation_fields(answer), model=served.tag,
+                                                   request_id=request_id))
+
+    async def feedback(self: PredictionService, body: Any, /, ctx: bentoml.Context) -> Any:
+        return await self._feedback_one(task, body, ctx)
+
+    async def feedback_batch(self: PredictionService, body: Any, /, ctx: bentoml.Context) -> Any:
+        return await self._feedback_many(task, body.items, ctx)
+
+    summaries = {route: summary for route, _, _, summary in
+                 (*prediction_operations(api, SETTINGS), *explanation_operations(api),
+                  *feedback_operations(api, SETTINGS))}
+    methods = {"predict": (predict, api.record, api.prediction),
+               "predict_batch": (predict_batch, api.batch, api.batch_prediction),
+               "explain": (explain, api.record, api.explanation),
+               "feedback": (feedback, api.feedback, FeedbackAnswer),
+               "feedback_batch": (feedback_batch, api.feedback_batch, FeedbackBatchAnswer)}
+    attributes = {f"{task}_{name}": _api(task, name, handler, request, response, summaries[f"/{task}/{name}"])
+                  for name, (handler, request, response) in methods.items()}
+    attributes[f"{task}_champion"] = model_reference(SERVED[task]["champion"])
+    if "challenger" in SERVED[task]:
+        attributes[f"{task}_challenger"] = model_reference(SERVED[task]["challenger"])
+    return attributes
+
+
+for _api_of_task in APIS.values():
+    for _name, _value in _task_routes(_api_of_task).items():
+        setattr(PredictionService, _name, _value)
+
+PredictionService = bentoml.asgi_app(info_app, path="/")(bentoml.service(  # type: ignore[misc]
+    name="prediction_service", image=IMAGE, workers=SETTINGS.workers, traffic={"timeout": 60},
+    tracing=TRACING)(PredictionService))
+PredictionService.add_asgi_middleware(RequestGuard, routes=ROUTES)
 bentoml_patches.apply()  # BentoML's per-request timeout timers, see bento_service/bentoml_patches.py
 bentoml_patches.cache_response_headers()  # two per-request costs of BentoML, paid once per worker instead
 bentoml_patches.cache_local_calls()

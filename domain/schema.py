@@ -240,8 +240,23 @@ def parse_declaration(task: str, document: Any, where: str) -> TaskSchema:
         feature_transformer=_text(f"{where}: feature_transformer", doc.get("feature_transformer"), default=""),
         not_greater_than=tuple((a, b) for a, b in pairs),
         source=_source(f"{where}: source", doc["source"]),
-        answer=_text(f"{where}: serving.answer", serving.get("answer"), default=target.name),
+        answer=_answer(f"{where}: serving.answer", serving.get("answer"), target.name),
     )
+
+
+RESERVED_ANSWERS = {"model", "arm", "request_id", "probabilities", "predictions"}  # other fields of an answer
+
+
+def _answer(where: str, value: Any, target: str) -> str:
+    """The answer's field holding the prediction: as declared, else the target's name when that is a plain
+    identifier, else "prediction"."""
+    if value is None:
+        return target if target.isidentifier() and target not in RESERVED_ANSWERS else "prediction"
+    answer = _text(where, value)
+    if not answer.isidentifier() or answer in RESERVED_ANSWERS:
+        raise DeclarationError(f"{where}: {answer!r} must be an identifier other than "
+                               f"{', '.join(sorted(RESERVED_ANSWERS))}")
+    return answer
 
 
 def _default_buckets(target: Spec) -> list[float]:

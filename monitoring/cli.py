@@ -7,6 +7,7 @@ for one would be 1, the drift verdict).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 import yaml
 
+from domain.schema import DeclarationError, task_names
 from monitoring.logquery import LogProblem
 
 T = TypeVar("T")
@@ -41,3 +43,24 @@ def read_settings(params: Path, section: str, from_params: Callable[[dict], T]) 
         return from_params(yaml.safe_load(params.read_text(encoding="utf-8")))
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise LogProblem(f"cannot read {section} from {params}: {exc!r}") from None
+
+
+def declared_task(name: str) -> str:
+    """argparse type of `--task`: a task params.yaml declares. Anything else is argparse's usage error (exit 2)
+    naming the declared tasks, so a typo reads as a bad argument, never as a traceback or a verdict."""
+    try:
+        tasks = task_names()
+    except DeclarationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if name not in tasks:
+        raise argparse.ArgumentTypeError(f"unknown task {name!r}; the declared tasks (params.yaml tasks): "
+                                         f"{', '.join(tasks)}")
+    return name
+
+
+def add_task_argument(parser: argparse.ArgumentParser) -> None:
+    """A required `--task`, checked against the declared tasks when the arguments are parsed."""
+    parser.add_argument("--task", type=declared_task, required=True, help=TASK_HELP)
+
+
+TASK_HELP = "a task params.yaml `tasks` declares"

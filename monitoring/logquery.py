@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from domain.schema import TASKS
+from domain.schema import task_names
 from monitoring.dialect import DIALECTS, Dialect
 from prediction_log.location import LocationError, LogLocation, resolve, sqlite_in
 from prediction_log.schema import ARMS_VERSION
@@ -198,7 +198,7 @@ def logged_tasks(log: LogLocation | Path | str, since: str | None) -> list[str]:
     location = _as_location(log)
     found = []
     with _reader(location) as connection:
-        for task in sorted(TASKS):
+        for task in sorted(task_names()):
             where, args = _where(location, task, since)
             if connection.execute(f"SELECT EXISTS (SELECT 1 FROM predictions{where}) "
                                   f"OR EXISTS (SELECT 1 FROM request_errors{where})", args + args).fetchone()[0]:

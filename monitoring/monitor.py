@@ -1,7 +1,7 @@
 """`make monitor`: drift, latency and error report of one task's prediction log.
 
-    python -m monitoring.monitor --task housing [--since 24h] [--log-dir logs] [--out reports]
-                                    [--reference models/housing/reference.json] [--params params.yaml]
+    python -m monitoring.monitor --task TASK [--since 24h] [--log-dir logs] [--out reports]
+                                    [--reference models/TASK/reference.json] [--params params.yaml]
                                     [--sample-rows 20000] [--seed 42]
 
 Writes <out>/<task>-monitor.html (verdict, per-column drift, missing values, traffic/latency/errors
@@ -39,8 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from domain.schema import TASKS
-from monitoring.cli import guarded, read_settings
+from monitoring.cli import add_task_argument, guarded, read_settings
 from monitoring.data_quality import MissingValues, flagged
 from monitoring.logquery import (
     LogProblem,
@@ -186,7 +185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      epilog="exit codes: 0 no drift, 1 drift, 2 nothing to judge (message on "
                                             "stderr), 3 internal error, 4 missing values beyond "
                                             "monitoring.report.missing_share (no drift)")
-    parser.add_argument("--task", choices=TASKS, required=True)
+    add_task_argument(parser)
     parser.add_argument("--since", help="only the last 30m / 24h / 7d (default: the whole log)")
     add_location_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("reports"))

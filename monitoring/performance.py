@@ -1,6 +1,6 @@
 """`make monitor`, second half: each arm's model performance against the true values clients sent back.
 
-    python -m monitoring.performance --task housing [--since 24h] [--log-url URL | --log-dir DIR] [--out reports]
+    python -m monitoring.performance --task TASK [--since 24h] [--log-url URL | --log-dir DIR] [--out reports]
                                      [--params params.yaml]
 
 Joins the task's predictions logged in the window with their feedback (POST /<task>/feedback, table `feedback`)
@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domain.schema import SCHEMAS, TASKS, Kind
+from domain.schema import SCHEMAS, Kind
 from monitoring import feedback_window
-from monitoring.cli import guarded, read_settings
+from monitoring.cli import add_task_argument, guarded, read_settings
 from monitoring.logquery import (
     Window,
     add_location_arguments,
@@ -290,7 +290,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                             "(the message says which), 5 challenger significantly better, 6 "
                                             "challenger significantly worse, 2 bad arguments or no log, 3 internal "
                                             "error")
-    parser.add_argument("--task", choices=TASKS, required=True)
+    add_task_argument(parser)
     parser.add_argument("--since", help="only predictions of the last 30m / 24h / 7d (default: the whole log)")
     add_location_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("reports"))

@@ -29,9 +29,9 @@ class LocationError(ValueError):
 
 
 def default_directory(env: Mapping[str, str] = os.environ) -> Path:
-    """$XDG_DATA_HOME/housing-iris/prediction-log (~/.local/share by default)."""
+    """$XDG_DATA_HOME/prediction-service/prediction-log (~/.local/share by default)."""
     base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "housing-iris" / "prediction-log"
+    return base / "prediction-service" / "prediction-log"
 
 
 @dataclass(frozen=True)

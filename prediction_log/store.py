@@ -75,7 +75,7 @@ def encode_predictions(rows: list[PredictionRow], now: str) -> tuple[list[tuple]
                       '"position": ')
             tail = f', "latency_ms": {json.dumps(r.latency_ms)}}}'
         inputs = json.dumps(r.inputs)
-        value = r.prediction  # a finite float's repr is its JSON (the housing case), without json's overhead
+        value = r.prediction  # a finite float's repr is its JSON (a regression), without json's overhead
         prediction = repr(value) if type(value) is float and math.isfinite(value) else json.dumps(value)
         position = int(r.position)
         values.append((ts, r.request_id, r.task, r.model, inputs, prediction, r.latency_ms, r.arm, position,

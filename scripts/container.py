@@ -527,7 +527,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             verdict = "ok" if built.size_mb < IMAGE_SIZE_TARGET_MB else f"over the {IMAGE_SIZE_TARGET_MB} MB target"
             print(f"image: {' '.join(built.tags)}")
             print("deploy exactly this one: cd deploy && kustomize edit set image "
-                  f"housing-iris=<registry>/{built.tags[0]}")
+                  f"prediction-service=<registry>/{built.tags[0]}")
             print(f"size: {built.size_mb:.0f} MB ({verdict}); containerize took {built.containerize_seconds:.0f} s")
     except ContainerError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,12 +1,12 @@
 """Stage `compile@<task>`: a served tree ensemble as one ONNX graph for ONNX Runtime (domain/compiled.py).
 
-What compiles: a pipeline whose first step has `transform_arrays` (the housing features) and whose last step
+What compiles: a pipeline whose first step has `transform_arrays` (a declared feature transformer) and whose last step
 is a ClippedRegressor around a tree regressor: HistGradientBoosting (sums its trees onto a baseline; identity link,
 no categorical splits), a random forest, extra trees or one decision tree (average their trees), or a
 VotingRegressor of HistGradientBoosting models (the 3-seed champion). The graph is one `TreeEnsemble` node
 (ai.onnx.ml opset 5, double precision: thresholds and leaves exactly as scikit-learn holds them) whose leaves
 carry each tree's weight, then the baseline is added and the result clipped. scikit-learn's forests compare
-float32 features, so for them the graph rounds its input to float32 first. Anything else (iris' models, the
+float32 features, so for them the graph rounds its input to float32 first. Anything else (classifiers, a
 linear regression) is written down as not compiled, with the reason, and the service serves it with scikit-learn.
 
 Why a converter of our own for the graph, not skl2onnx 1.20: on this stack its HistGradientBoosting converter
@@ -19,7 +19,7 @@ served champion and `models/<task>/compiled-challenger/` for the served challeng
 with `compiled.json` always and `model.onnx` when compiled. Before writing the graph the stage checks it
 against scikit-learn on training rows (`CHECK_ROWS`): a graph that disagrees by TOLERANCE_USD is not shipped.
 
-    python -m stages.compile housing
+    python -m stages.compile <task>
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ to each candidate's run. Registering models and moving the registry's aliases is
 (`promote`, stages/promote.py: the promotion gate). What MLflow assigns (run ids) goes to
 models/<task>/mlflow.json, outside git and the DVC cache.
 
-    python -m stages.evaluate housing
+    python -m stages.evaluate <task>
 """
 
 from __future__ import annotations

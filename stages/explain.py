@@ -22,7 +22,7 @@ Writes models/<task>/explain_background.json (packaged with the model) and metri
 Deterministic: the same model and rows give the same numbers (single-threaded predictions, fixed seeds),
 rounded to 6 significant digits in the CSV.
 
-    python -m stages.explain housing
+    python -m stages.explain <task>
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Stage `fetch`: put each task's raw data at data/raw/<task>.csv, checksum-verified.
 
 Where the data comes from is the task's declaration, `source` in tasks/<task>.yaml: a public `url` (a local
-copy named by env `<TASK>_CSV`, e.g. HOUSING_CSV, wins: machines without internet), a `path` to a CSV file
+copy named by env `<TASK>_CSV` in capitals wins: machines without internet), a `path` to a CSV file
 (relative to the repository), or a `sklearn_dataset` bundled with scikit-learn, written out as a CSV. Either
 way the declared md5 must match, so dvc.lock always records the same data.
 
-    python -m stages.fetch housing
+    python -m stages.fetch <task>
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class FetchError(RuntimeError):
 
 
 def local_copy_variable(task: str) -> str:
-    """The environment variable naming a local copy of a task's raw file: HOUSING_CSV for housing."""
+    """The environment variable naming a local copy of a task's raw file: `<TASK>_CSV` (task `loans`: LOANS_CSV)."""
     return f"{task.upper()}_CSV"
 
 

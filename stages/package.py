@@ -13,7 +13,7 @@ The stage writes only that file: it never touches a BentoML store, so an experim
 uses. `make bento` and `make serve` save the served models into this machine's store first
 (stages/bento_store.py).
 
-    python -m stages.package housing
+    python -m stages.package <task>
 """
 
 from __future__ import annotations

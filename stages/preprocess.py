@@ -4,7 +4,7 @@ The split is seeded (params `split`) and stratified by class for classification 
 feature engineering are not done here: they are learned inside the model pipeline from the
 training split only.
 
-    python -m stages.preprocess housing
+    python -m stages.preprocess <task>
 """
 
 from __future__ import annotations

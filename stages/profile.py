@@ -11,7 +11,7 @@ travel in the profile too, so the service needs no params.yaml.
 Writes models/<task>/reference.json (the champion) and reference-challenger.json; the `package` stage attaches
 each to its Bento model.
 
-    python -m stages.profile housing
+    python -m stages.profile <task>
 """
 
 from __future__ import annotations

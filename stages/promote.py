@@ -34,7 +34,7 @@ changed (a teammate released, `make rollback`) re-check it with `dvc repro -f -s
 with an empty registry gets "would promote" everywhere, which is what the committed dvc.lock and
 metrics/promotion/ record.
 
-    python -m stages.promote housing
+    python -m stages.promote <task>
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ since the gate ran (its champion is neither the incumbent the verdict was made a
 re-run the gate), or when the model to release was rolled back.
 
     python -m stages.release            # every task
-    python -m stages.release housing
+    python -m stages.release <task>
 """
 
 from __future__ import annotations

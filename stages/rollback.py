@@ -1,4 +1,4 @@
-"""Put the previous champion back in service: `make rollback TASK=housing` (this module is its first step).
+"""Put the previous champion back in service: `make rollback TASK=<task>` (this module is its first step).
 
 Moves the registry's `champion` alias back to the version `previous-champion` names (the champion the last
 release replaced, recorded by `make release`), tags the rolled-back version `rolled_back=true` and points
@@ -12,7 +12,7 @@ the challenger), `dvc repro` (profile, compile, explain, package: models/bento_m
 champion's tag) and `make bento`; a server started afterwards serves the restored champion. Prints what each
 alias holds. With nothing to roll back to it says so, exits 1 and changes nothing.
 
-    python -m stages.rollback housing
+    python -m stages.rollback <task>
 """
 
 from __future__ import annotations

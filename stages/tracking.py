@@ -50,8 +50,13 @@ SKOPS_TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",
     "domain.estimators.ClippedRegressor",
-    "domain.features.HousingFeatures",
 )
+
+
+def trusted_types(task: str) -> list[str]:
+    """SKOPS_TRUSTED_TYPES and the task's declared feature transformer (`module:Class` -> `module.Class`)."""
+    transformer = SCHEMAS[task].feature_transformer
+    return [*SKOPS_TRUSTED_TYPES, *([transformer.replace(":", ".")] if transformer else [])]
 
 
 def model_pip_requirements() -> list[str]:
@@ -102,10 +107,10 @@ def signature(task: str, output_type: str) -> ModelSignature:
     """Model input schema from the task schema: optional fields stay optional, numbers may be integers.
 
     MLflow 3.17 has no "integer or float" column type: "double" refuses int64 columns (what
-    `pd.DataFrame([{"housing_median_age": 41, ...}])` gives), "long" refuses floats and NaN (a missing
-    total_bedrooms). A numeric field is therefore typed Any, so MLflow passes ints and floats through
+    `pd.DataFrame([{"age": 41, ...}])` gives), "long" refuses floats and NaN (a missing
+    optional field). A numeric field is therefore typed Any, so MLflow passes ints and floats through
     unchanged; the model itself converts every numeric column to float (`to_numpy(dtype=float)` in
-    HousingFeatures, scikit-learn's input check for iris) and fails on a value that is not a number.
+    a feature transformer, scikit-learn's input check otherwise) and fails on a value that is not a number.
     """
     columns = []
     for spec in SCHEMAS[task].features:
@@ -191,7 +196,7 @@ def log_candidate(
                 pip_requirements=model_pip_requirements(),
                 code_paths=[str(Path(domain.__file__).parent)],  # the classes the model pickles
                 serialization_format="skops",
-                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),  # MLflow loads the file back with exactly these
+                skops_trusted_types=trusted_types(task),  # MLflow loads the file back with exactly these
             )
         except mlflow.exceptions.MlflowException as exc:
             hint = ("\nThe model holds a type missing from SKOPS_TRUSTED_TYPES (stages/tracking.py): add it only if "

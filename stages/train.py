@@ -10,7 +10,7 @@ MLflow is not imported here: `evaluate` logs each new candidate's run from summa
 model.joblib, in one process per task, so a train stage does not pay MLflow's import and store
 (more than training most candidates costs; bench/NOTES.md).
 
-    python -m stages.train housing hgb
+    python -m stages.train <task> <candidate>
 """
 
 from __future__ import annotations

@@ -114,8 +114,9 @@ class Prometheus(ServerProcess):
 
 
 DASHBOARD = PROJECT_ROOT / "monitoring" / "grafana" / "dashboards" / "prediction-service.json"
-# Grafana's built-in interval variables, as a test evaluates the queries (Grafana picks >= 4 scrape intervals).
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+# Grafana's built-in interval variables, as a test evaluates the queries (Grafana picks >= 4 scrape intervals), and
+# the dashboard's `task` variable at its default, All (its allValue).
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$task": ".+"}
 
 
 def dashboard_queries(path: Path = DASHBOARD) -> list[tuple[str, str]]:

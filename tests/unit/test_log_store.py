@@ -36,7 +36,7 @@ def test_one_default_for_everyone_that_does_not_depend_on_the_working_directory(
                                                                                    monkeypatch) -> None:
     env = {"XDG_DATA_HOME": str(tmp_path / "data")}
     default = resolve(env)
-    assert default.path == tmp_path / "data" / "housing-iris" / "prediction-log" / "predictions.db"
+    assert default.path == tmp_path / "data" / "prediction-service" / "prediction-log" / "predictions.db"
     monkeypatch.chdir(tmp_path)
     assert resolve(env) == default
     assert resolve({**env, "PREDICTION_LOG_DIR": str(tmp_path / "dir")}).path == tmp_path / "dir" / "predictions.db"
@@ -45,7 +45,7 @@ def test_one_default_for_everyone_that_does_not_depend_on_the_working_directory(
     url = resolve({"PREDICTION_LOG_URL": "postgresql://u@h/db", "PREDICTION_LOG_PASSWORD_FILE": str(secret),
                    "PREDICTION_LOG_DIR": str(tmp_path)})
     assert url.kind == "postgresql" and ":from-a-file@" in (url.conninfo or "")
-    assert locations.default_directory({}).parts[-2:] == ("housing-iris", "prediction-log")
+    assert locations.default_directory({}).parts[-2:] == ("prediction-service", "prediction-log")
 
 
 def test_migrations_bring_an_old_log_to_the_current_version_once(tmp_path: Path) -> None:

@@ -17,7 +17,11 @@ from bento_service.rejections import (
     metric_field,
     metric_labels,
 )
-from bento_service.schemas import HousingBatch, HousingRecord
+from bento_service.schemas import task_api
+from tests.support.tasks import HOUSING
+
+HOUSING_API = task_api(HOUSING, max_batch_records=1000, max_feedback_items=1000)
+HousingRecord, HousingBatch, HousingFeedbackBatch = HOUSING_API.record, HOUSING_API.batch, HOUSING_API.feedback_batch
 
 ROW = {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0, "total_rooms": 880.0,
        "total_bedrooms": 129.0, "population": 322.0, "households": 126.0, "median_income": 8.3252}
@@ -58,8 +62,6 @@ def test_metric_labels_come_from_a_closed_set() -> None:
 
 def test_feedback_fields_are_labels_of_their_own() -> None:
     """A bad `actual` in a feedback batch is counted as `actual`, not lost in `unknown`."""
-    from bento_service.schemas import HousingFeedbackBatch
-
     with pytest.raises(ValidationError) as error:
         HousingFeedbackBatch.model_validate_json(json.dumps({"items": [
             {"request_id": "r", "actual": -5}, {"request_id": "r", "position": -1, "actual": 1.0}, {"actual": 1.0}]}))
