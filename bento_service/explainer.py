@@ -5,12 +5,12 @@ and `package` attached to the model as "explain_background": exact values up to 
 seeded permutation estimate above, with the settings stage `explain` packaged beside the background, so the
 service and the stage's global importance are the same numbers (the tests check exact values against shap's
 exact explainer). All coalition rows of one explanation (2**fields x background rows when exact) go through the
-served predictor (the compiled graph for housing) in one call.
+served predictor (the compiled graph when the model has one) in one call.
 
-Why a pool of its own: one housing explanation is 25,600 rows through the model, about a hundred predictions'
-worth of CPU. Explanations therefore run in `EXPLAIN_CONCURRENCY` threads (default 1) per worker, never on
-the event loop that predicts, at a lower CPU priority (nice +10: under contention the kernel gives the cores
-to the predicting thread first), with at most `EXPLAIN_QUEUE` more waiting; beyond that the answer is 429 at
+Why a pool of its own: one explanation of a 9-field task with 4 background rows is 2,048 rows through the model,
+many predictions' worth of CPU. Explanations therefore run in `EXPLAIN_CONCURRENCY` threads (default 1) per worker,
+never on the event loop that predicts, at a lower CPU priority (nice +10: under contention the kernel gives the
+cores to the predicting thread first), with at most `EXPLAIN_QUEUE` more waiting; beyond that the answer is 429 at
 once. Predictions keep their latency while explanations are requested as fast as clients can
 (bench/explain.py measures it).
 """
@@ -68,6 +68,11 @@ class ServedExplainer:
     @property
     def background_rows(self) -> int:
         return len(self.shapley.background)
+
+    def describe(self) -> dict[str, Any]:
+        """For GET /model: how explanations are computed and what one costs."""
+        return {"method": self.shapley.method, "background_rows": self.background_rows,
+                "rows_per_explanation": self.shapley.rows_per_explanation}
 
     def explain_now(self, record: dict[str, Any]) -> Explanation:
         """One explanation in the calling thread (the pool's, the benchmark's)."""

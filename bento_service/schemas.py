@@ -75,8 +75,9 @@ MODEL_TAG = "BentoML model tag that made the prediction"
 ARM = "which model answered: the champion, or the challenger (A/B mode, see GET /model)"
 REQUEST_ID = "the request's id: the client's X-Request-ID if it is 1-64 characters of [A-Za-z0-9._:-], else a new one"
 BASE_VALUE = "the mean prediction over the model's background sample (training rows packaged with the model)"
-CONTRIBUTIONS = ("each raw field's Shapley value against the background sample (exact, or estimated for wide "
-                 "tasks: GET /model says which); they add up to prediction minus base_value")
+CONTRIBUTIONS = ("each raw field's Shapley value against the background sample (exact up to explain.max_exact_fields "
+                 "fields, 12 by default, a seeded permutation estimate above; GET /model says which); they add up "
+                 "to prediction minus base_value")
 
 
 def _served_by() -> dict[str, Any]:

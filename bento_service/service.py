@@ -79,7 +79,9 @@ class ServedModel:
     role: str = "champion"  # or "challenger": the arm its answers are logged under
 
     def describe(self) -> dict[str, Any]:
-        return {"tag": self.tag, **self.metadata, "predictor": self.predictor.describe()}
+        explainer = self.explainer.describe() if self.explainer else None
+        return {"tag": self.tag, **self.metadata, "predictor": self.predictor.describe(),
+                **({"explainer": explainer} if self.role == "champion" else {})}
 
 
 @dataclass
@@ -447,7 +449,7 @@ def _explainer(task: str, model: bentoml.Model, predictor: Predictor, estimator:
         return None
     classes = [str(c) for c in getattr(estimator, "classes_", [])]
     explainer = ServedExplainer(task, background["records"], predictor, classes, SETTINGS.explain_concurrency,
-                                SETTINGS.explain_queue)
+                                SETTINGS.explain_queue, settings=background.get("explainer"))
     example = model.info.metadata.get("input_example")
     if example:  # warm up, as for predictions: the first call pays allocations
         explainer.explain_now(example[0])

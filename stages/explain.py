@@ -7,17 +7,17 @@ Writes models/<task>/explain_background.json (packaged with the model) and metri
   "explain_background"), so the service explains against the data of the model that predicts. With it travel
   the explainer's settings (`explain.max_exact_fields`, `explain.samples`, `explain.seed`: key "explainer"),
   so the service computes what this stage did. One explanation costs 2**fields x these rows through the model
-  up to `max_exact_fields` fields (housing: 512 x 4 = 2,048 rows), at most (samples x (fields - 1) + 2) x these
-  rows above it (domain/explain.py), hence a knob.
+  up to `max_exact_fields` fields (9 fields, 4 rows: 512 x 4 = 2,048 rows), at most
+  (samples x (fields - 1) + 2) x these rows above it (domain/explain.py), hence a knob.
 - **Global importance**: the mean absolute contribution of each raw field over a seeded sample of
-  `explain.importance_rows` test-split rows (dollars for housing; probability points, averaged over the
-  classes, for iris): Shapley values from domain/explain.py (exact up to `explain.max_exact_fields` fields, a
-  seeded permutation estimate above), the code and settings the service answers /<task>/explain with, over the
-  predictor the service serves (the compiled graph where there is one), so the chart and the service's answers
-  are the same numbers. Written as plot data
-  (metrics/plots/importance/<task>.csv, drawn by `dvc plots show`) and logged as an artifact of the
-  champion's MLflow run (models/<task>/mlflow.json names it; skipped with a note when evaluate did not run
-  on this machine). tests/pipeline/test_explain_stage.py checks exact values against shap's exact explainer.
+  `explain.importance_rows` test-split rows (the target's unit for a regression; probability points, averaged over
+  the classes, for a classification): Shapley values from domain/explain.py (exact up to `explain.max_exact_fields`
+  fields, a seeded permutation estimate above), the code and settings the service answers /<task>/explain with, over
+  the predictor the service serves (the compiled graph where there is one), so the chart and the service's answers
+  are the same numbers. Written as plot data (metrics/plots/importance/<task>.csv, drawn by `dvc plots show`) and
+  logged as an artifact of the champion's MLflow run (models/<task>/mlflow.json names it; skipped with a note when
+  evaluate did not run on this machine). tests/pipeline/test_explain_stage.py checks exact values against shap's
+  exact explainer.
 
 Deterministic: the same model and rows give the same numbers (single-threaded predictions, fixed seeds),
 rounded to 6 significant digits in the CSV.
@@ -64,7 +64,7 @@ def background_records(X: pd.DataFrame, predictions: np.ndarray, rows: int, seed
     """`rows` training rows as raw records (None where missing): the rows sorted by the champion's prediction
     (a class's index for a classifier), cut into `rows` equal strata, one seeded row drawn from each.
 
-    Why stratified: a housing explanation can afford only a few background rows (its cost is 512 model rows
+    Why stratified: an explanation can afford only a few background rows (its cost is 512 model rows
     per background row), and a plain sample of 4 rows can miss the expensive or the cheap block groups, moving
     the base value (their mean prediction) by tens of thousands of dollars; one row per prediction stratum
     keeps it near the training mean."""
