@@ -134,7 +134,7 @@ def test_a_bring_your_own_data_task_is_trained_served_and_monitored(repo: Pipeli
         answer = requests.post(f"{server.url}/{TASK}/predict", json=records[0], timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert isinstance(body["prediction"] if "prediction" in body else body["price"], float)
+        assert isinstance(body["price"], float), body  # the answer is named after the target
         assert body["model"] == tags["champion"]
 
         wrong = requests.post(f"{server.url}/{TASK}/predict", json={**records[0], SLASHED: -1}, timeout=30)
@@ -148,6 +148,10 @@ def test_a_bring_your_own_data_task_is_trained_served_and_monitored(repo: Pipeli
         assert explained.status_code == 200, explained.text
         contributions = explained.json()["contributions"]
         assert set(contributions) == {*NUMERIC, SLASHED, DOTTED, "region"}
+        assert explained.json()["prediction"] == pytest.approx(body["price"])
+        assert sum(contributions.values()) == pytest.approx(body["price"] - explained.json()["base_value"])
+        described = requests.get(f"{server.url}/model", timeout=30).json()[TASK]
+        assert described["explainer"]["method"] == "sampled", described  # 15 fields: above max_exact_fields
 
         feedback = requests.post(f"{server.url}/{TASK}/feedback",
                                  json={"request_id": body["request_id"], "actual": 321.0}, timeout=30)
