@@ -35,12 +35,12 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KDTree
 from sklearn.utils.validation import check_is_fitted
 
-from domain.schema import CategoryField, load_schema
-
-HOUSING = load_schema("housing")  # the task this transformer is declared for (tasks/housing.yaml)
-OCEAN_PROXIMITY = next(spec.categories for spec in HOUSING.features if isinstance(spec, CategoryField))
-
-NUMERIC = HOUSING.numeric_features
+# The raw fields this transformer reads, as tasks/housing.yaml declares them. Written out here, not read from the
+# declaration, so that a saved model needs this package only (MLflow ships `domain/` as the model's code, without
+# tasks/); tests/unit/test_features.py checks that the two agree.
+NUMERIC = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
+           "households", "median_income"]
+OCEAN_PROXIMITY = ("<1H OCEAN", "INLAND", "NEAR OCEAN", "NEAR BAY", "ISLAND")
 CITIES = {  # (latitude, longitude)
     "los_angeles": (34.052, -118.244),
     "san_francisco": (37.775, -122.419),
@@ -147,7 +147,7 @@ class HousingFeatures(TransformerMixin, BaseEstimator):
             self.neighbor_tree_ = KDTree(self._coordinates(numeric))
             self.neighbor_targets_ = np.asarray(y, dtype=float)
         self.feature_names_out_ = self._feature_names()
-        self.n_features_in_ = len(HOUSING.feature_names)
+        self.n_features_in_ = len(NUMERIC) + 1  # and ocean_proximity
 
     # -- transforming --------------------------------------------------------------------
     def transform(self, X: pd.DataFrame) -> np.ndarray:

@@ -170,3 +170,12 @@ def test_block_features_equal_one_column_at_a_time(data):
     np.testing.assert_array_equal(got["km_to_los_angeles"], 2 * 6371.0 * np.arcsin(np.sqrt(a)))
     for category in ("INLAND", "NEAR BAY"):
         np.testing.assert_array_equal(got[f"ocean_proximity_{category}"], X["ocean_proximity"] == category)
+
+
+def test_the_transformer_reads_the_fields_housing_declares() -> None:
+    """The field names and categories written out in domain/features.py are those of tasks/housing.yaml."""
+    from domain.features import NUMERIC, OCEAN_PROXIMITY
+
+    assert HOUSING.numeric_features == NUMERIC
+    assert [*NUMERIC, "ocean_proximity"] == HOUSING.feature_names
+    assert next(spec.categories for spec in HOUSING.features if spec.name == "ocean_proximity") == OCEAN_PROXIMITY
