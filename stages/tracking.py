@@ -44,6 +44,7 @@ RUN_FORMAT = "2"
 # Types skops must be told to trust when loading our models. MLflow saves each model with skops and loads it
 # back trusting exactly these, so anything else in a model fails `evaluate`: extend the list deliberately.
 SKOPS_TRUSTED_TYPES = (
+    "numpy.dtype",  # the dtype SimpleImputer records for a task with optional or category fields
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
     "sklearn.neighbors._kd_tree.KDTree",

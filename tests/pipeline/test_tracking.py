@@ -37,13 +37,13 @@ def trained_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_track
 
 def test_a_failed_log_names_the_cause_and_is_not_reused(trained_linear, monkeypatch: pytest.MonkeyPatch) -> None:
     model_file, summary = trained_linear
-    # Trust nothing but the declared feature transformer: the housing pipeline holds our own ClippedRegressor too,
-    # so MLflow's skops round trip refuses the model after the run has started.
+    # Trust nothing but the declared feature transformer: the housing pipeline holds a KD-tree and our own
+    # ClippedRegressor too, so MLflow's skops round trip refuses the model after the run has started.
     trusted = tracking.SKOPS_TRUSTED_TYPES
     monkeypatch.setattr(tracking, "SKOPS_TRUSTED_TYPES", ())
     with pytest.raises(RuntimeError, match="SKOPS_TRUSTED_TYPES") as failure:
         tracking.candidate_run("housing", "housing-linear", model_file, summary, **run_args(summary))
-    assert "domain.estimators.ClippedRegressor" in str(failure.value)
+    assert "sklearn.neighbors._kd_tree.KDTree" in str(failure.value)
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name("housing").experiment_id

@@ -64,21 +64,21 @@ def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: Pipelin
 
     pipeline = json.loads((out / "results.json").read_text())["pipeline"]
     full = pipeline["full"]
-    # a clean copy holds the committed dvc.lock and models/<task>/bento_tags.json: `package`, whose output is then
-    # unchanged, is skipped (`make bento` fills the model store)
-    every_stage = set(repo.stage_names()) - {"package"}
+    # a clean copy holds the committed dvc.lock and models/<task>/bento_tags.json: `package@<task>`, whose output is
+    # then unchanged, is skipped (`make bento` fills the model store)
+    every_stage = {name for name in repo.stage_names() if not name.startswith("package@")}
     assert {s["stage"] for s in full["stages"]} == every_stage
     assert full["cpu_s"] > 0 and full["runs_s"] == [full["wall_s"]]
     assert all(s["peak_rss_mb"] > 0 for s in full["stage_medians"] if s["stage"].startswith("train@"))
     assert len(pipeline["noop"]["runs_s"]) == 5
     # the gate re-checks; if the tree is served (on this small data it can be the challenger), what follows the
-    # gate runs too, and on the revert `package` runs again (its output is git-tracked, not cached)
+    # gate runs too, and on the revert `package@housing` runs again (its output is git-tracked, not cached)
     served = {repo.json("models/housing/served/served.json")[role]["candidate"] for role in ("champion", "challenger")}
     downstream = {"profile@housing", "compile@housing", "explain@housing"} if "housing-tree" in served else set()
     one_candidate = {"train@housing-tree", "evaluate@housing", "promote@housing", *downstream,
-                     *(["package"] if downstream else [])}
+                     *(["package@housing"] if downstream else [])}
     assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == one_candidate
-    revert = (3 + len(downstream), ["package"] if downstream else [])
+    revert = (3 + len(downstream), ["package@housing"] if downstream else [])
     assert (pipeline["revert"]["cached_stages"], [s["stage"] for s in pipeline["revert"]["stages"]]) == revert
     assert len(pipeline["reference_fit_s"]) == 2 and min(pipeline["reference_fit_s"]) > 0
     peer = pipeline["peer"]

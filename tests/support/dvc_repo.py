@@ -26,7 +26,7 @@ from tests.support import PROJECT_ROOT
 from tests.support.tasks import candidates
 
 # What a repository needs to run the pipeline: the stages, the packages they import or package, the pipeline.
-FILES = ("stages", "domain", "tasks", "bento_service", "prediction_log", "dvc.yaml", ".dvcignore")
+FILES = ("stages", "domain", "tasks", "bento_service", "prediction_log", "monitoring", "dvc.yaml", ".dvcignore")
 # Hyperparameters that make a candidate slow, and the value a test run uses instead.
 FAST_HYPERPARAMS = {"n_estimators": 10, "max_iter": 30}
 
