@@ -26,9 +26,10 @@ def test_metrics_and_params_diff_between_branches(repo: PipelineRepo) -> None:
     # runner-up may have changed, and the registry now holds an incumbent).
     metrics = json.loads(repo.run("dvc", "metrics", "diff", "main", "deeper-tree", "--json", check=True).stdout)
     changed = {path: keys for path, keys in metrics.items() if keys}
-    assert set(changed["metrics/housing/tree.json"]) >= {"cv", "test"}
-    assert changed["metrics/housing/tree.json"]["cv"]["old"] != changed["metrics/housing/tree.json"]["cv"]["new"]
-    assert set(changed) <= {"metrics/housing/tree.json", "metrics/housing.json", "metrics/promotion/housing.json"}
+    tree = "metrics/housing/housing-tree.json"
+    assert set(changed[tree]) >= {"cv", "test"}
+    assert changed[tree]["cv"]["old"] != changed[tree]["cv"]["new"]
+    assert set(changed) <= {tree, "metrics/housing.json", "metrics/promotion/housing.json"}
     if "metrics/housing.json" in changed:
         champions = {repo.run("git", "show", f"{rev}:metrics/housing.json").stdout for rev in ("main", "deeper-tree")}
         assert any('"champion": "housing-tree"' in text for text in champions)

@@ -39,7 +39,7 @@ def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> N
     params = repo.params()
     params["candidates"]["housing-tree"]["hyperparams"]["max_depth"] = 4
     repo.write_params(params)
-    before = repo.json("metrics/housing/tree.json")
+    before = repo.json("metrics/housing/housing-tree.json")
     runs_before = _runs_by_candidate(repo, "housing")
     tracked_before = repo.json("models/housing/mlflow.json")["runs"]
     served_before = repo.json("models/housing/served/served.json")
@@ -49,15 +49,15 @@ def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> N
     # the gate re-checks (the runner-up may have changed); what follows it runs only if a served model changed
     expected = {"train@housing-tree", "evaluate@housing", "promote@housing"}
     if repo.json("models/housing/served/served.json") != served_before:
-        expected |= {"profile@housing", "compile@housing", "explain@housing", "package"}
+        expected |= {"profile@housing", "compile@housing", "explain@housing", "package@housing"}
     assert ran_stages(result.output) == expected
-    assert repo.json("metrics/housing/tree.json")["cv"] != before["cv"], (
+    assert repo.json("metrics/housing/housing-tree.json")["cv"] != before["cv"], (
         "the retrained candidate's CV score should change with its depth")
     # MLflow: one new run, for the retrained candidate; the others keep theirs
     runs_after = _runs_by_candidate(repo, "housing")
     tracked = repo.json("models/housing/mlflow.json")["runs"]
-    assert runs_after["tree"] - runs_before["tree"] == {tracked["tree"]["run_id"]}
-    for name in set(tracked) - {"tree"}:
+    assert runs_after["housing-tree"] - runs_before["housing-tree"] == {tracked["housing-tree"]["run_id"]}
+    for name in set(tracked) - {"housing-tree"}:
         assert runs_after[name] == runs_before[name] == {tracked[name]["run_id"]}
         assert tracked[name]["run_id"] == tracked_before[name]["run_id"]
 
@@ -79,13 +79,17 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     assert "release iris: champion -> version 1" in repo.release("iris").output
 
 
-def test_feature_code_change_retrains_housing_and_changes_nothing_of_iris(repo: PipelineRepo) -> None:
-    """Feature code is shared code (every train stage depends on it): iris's candidates are re-fitted to the same
-    bytes, so nothing after them runs for iris."""
+def test_feature_code_change_retrains_every_candidate_and_changes_no_output_of_iris(repo: PipelineRepo) -> None:
+    """Feature code is shared code (a declaration may name a transformer in it, so every task's train, evaluate,
+    explain and compile stages depend on it): they all run again, but iris's outputs come out byte for byte the
+    same, and nothing upstream (fetch, preprocess) runs."""
+    iris_outputs = ("metrics/iris.json", "models/iris/champion.json", "models/iris/bento_tags.json")
+    before = {path: (repo.path / path).read_bytes() for path in iris_outputs}
     features = repo.path / "domain" / "features.py"
     features.write_text(features.read_text() + "\n# a change to the feature code\n")
     ran = ran_stages(repo.repro().output)
     assert {s for s in ran if s.startswith("train@housing-")} == {
         f"train@{name}" for name in candidates(repo.params(), "housing")
     }
-    assert not any(s.startswith(("preprocess", "fetch")) or s.endswith("@iris") for s in ran), ran
+    assert not any(s.startswith(("preprocess", "fetch")) for s in ran), ran
+    assert {path: (repo.path / path).read_bytes() for path in iris_outputs} == before

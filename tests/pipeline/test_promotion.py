@@ -28,10 +28,11 @@ MODEL = "housing-regressor"
 
 def weak(params: dict) -> dict:
     out = copy.deepcopy(params)
-    out["housing"]["candidates"] = {
-        "stump": {"estimator": "decision_tree_regressor", "hyperparams": {"max_depth": 1}},
-        "shallow": {"estimator": "decision_tree_regressor", "hyperparams": {"max_depth": 2}},
-    }
+    out["candidates"] = {name: spec for name, spec in out["candidates"].items() if spec["task"] != "housing"}
+    out["candidates"]["housing-stump"] = {"task": "housing", "estimator": "decision_tree_regressor",
+                                          "hyperparams": {"max_depth": 1}}
+    out["candidates"]["housing-shallow"] = {"task": "housing", "estimator": "decision_tree_regressor",
+                                            "hyperparams": {"max_depth": 2}}
     return out
 
 
@@ -82,15 +83,17 @@ def test_gate_decides_release_promotes_and_rollback_restores(repo: PipelineRepo,
     promotion = repo.json("metrics/promotion/housing.json")
     assert promotion["verdict"] == "would promote" and promotion["incumbent"] is None
     assert "promote housing: would promote: no model holds the champion alias yet" in output
-    assert (promotion["champion"]["candidate"], promotion["challenger"]["candidate"]) == ("shallow", "stump")
+    roles = (promotion["champion"]["candidate"], promotion["challenger"]["candidate"])
+    assert roles == ("housing-shallow", "housing-stump")
     assert aliases(client) == {} and not client.search_model_versions()  # the gate itself moves and registers nothing
     released = repo.release("housing").output
     first = aliases(client)
-    assert set(first) == {"champion", "challenger"} and candidate_of(client, first["champion"]) == "shallow"
-    assert f"champion {first['champion']} (shallow), challenger {first['challenger']} (stump)" in released
+    assert set(first) == {"champion", "challenger"} and candidate_of(client, first["champion"]) == "housing-shallow"
+    assert f"champion {first['champion']} (housing-shallow), challenger {first['challenger']} (housing-stump)" \
+        in released
     assert "already released, nothing changed" in repo.release("housing").output and aliases(client) == first
     rechecked = repo.repro("-f", "-s", "promote@housing").output  # the champion re-checked: said as it is
-    assert f"the newcomer shallow is the registry's champion already (version {first['champion']})" in rechecked
+    assert f"the newcomer housing-shallow is the registry's champion already (version {first['champion']})" in rechecked
     assert "no model holds" not in rechecked and repo.json("metrics/promotion/housing.json") == promotion
 
     repo.write_params(full)
@@ -118,24 +121,24 @@ def test_gate_decides_release_promotes_and_rollback_restores(repo: PipelineRepo,
     assert "promote housing: would keep:" in output
     repo.release("housing")
     assert aliases(client)["champion"] == moved["champion"]  # unmoved
-    assert candidate_of(client, aliases(client)["challenger"]) == "shallow"  # the rejected newcomer
+    assert candidate_of(client, aliases(client)["challenger"]) == "housing-shallow"  # the rejected newcomer
     assert repo.json("models/housing/served/served.json")["champion"]["candidate"] == best
 
     repo.write_params(full)
     rolled = repo.run("python", "-m", "stages.rollback", "housing", check=True).output
     assert aliases(client) == {"champion": first["champion"], "challenger": moved["champion"]}
-    assert f"champion {first['champion']} (shallow), challenger {moved['champion']} ({best}), " \
+    assert f"champion {first['champion']} (housing-shallow), challenger {moved['champion']} ({best}), " \
            "previous-champion none" in rolled
     assert client.get_model_version(MODEL, moved["champion"]).tags["rolled_back"] == "true"
     gate(repo)
     promotion = repo.json("metrics/promotion/housing.json")
     assert promotion["verdict"] == "would keep" and "rolled back" in promotion["reason"]
     assert "already released, nothing changed" in repo.release("housing").output
-    packaged = store(repo, "models/housing/candidates/shallow/model.joblib")
-    assert packaged["champion"]["candidate"] == "shallow" and packaged["same_predictions"]
+    packaged = store(repo, "models/housing/candidates/housing-shallow/model.joblib")
+    assert packaged["champion"]["candidate"] == "housing-shallow" and packaged["same_predictions"]
     assert str(packaged["champion"]["mlflow_model_version"]) == str(first["champion"])
 
-    assert served_predictions(repo, tmp_path, "models/housing/candidates/shallow/model.joblib", best)
+    assert served_predictions(repo, tmp_path, "models/housing/candidates/housing-shallow/model.joblib", best)
 
     before = aliases(client)
     again = repo.run("python", "-m", "stages.rollback", "housing")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.support.dvc_repo import PROJECT_ROOT, PipelineRepo, ran_stages, warnings_in
+from tests.support.tasks import candidates
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +48,8 @@ def test_housing_champion_matches_the_best_published_results(real_repo: Pipeline
     metrics = real_repo.json("metrics/housing.json")
     assert metrics["metric"] == "r2" and metrics["test"] >= 0.88 and metrics["test_rmse"] <= 40_000, metrics
     assert metrics["cv"] >= 0.875 and metrics["cv_std"] > 0, metrics
-    candidates = {path.stem for path in (real_repo.path / "metrics" / "housing").glob("*.json")}
-    assert candidates == set(candidates(real_repo.params(), "housing"))
+    scored = {path.stem for path in (real_repo.path / "metrics" / "housing").glob("*.json")}
+    assert scored == set(candidates(real_repo.params(), "housing"))
     champion = real_repo.json("models/housing/champion.json")
     assert {"r2", "rmse", "mae"} <= set(champion["test"]) and champion["candidate"] == metrics["champion"]
 

@@ -107,10 +107,11 @@ def test_changing_adding_or_removing_a_task_reruns_only_its_stages(repo: Pipelin
 
 
 def test_a_bring_your_own_data_task_is_trained_served_and_monitored(repo: PipelineRepo, tmp_path: Path) -> None:
+    untracked_before = set(repo.git("ls-files", "--others", "--exclude-standard").split())
     declare(repo, rows=600)
     edited = repo.git("diff", "--stat").strip().splitlines()
     assert [line.split("|")[0].strip() for line in edited[:-1]] == ["params.yaml"], edited
-    untracked = set(repo.git("ls-files", "--others", "--exclude-standard").split())
+    untracked = set(repo.git("ls-files", "--others", "--exclude-standard").split()) - untracked_before
     assert untracked == {f"tasks/{TASK}.yaml", f"data/sources/{TASK}.csv"}
 
     repo.repro(f"package@{TASK}")

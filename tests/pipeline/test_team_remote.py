@@ -98,10 +98,10 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
     other_model = md5sum(alice.path / "models/housing/candidates/housing-tree/model.joblib")
     alice.run("dvc", "push", "--run-cache", check=True)
     set_tree_depth(alice, trained_depth)
-    # all from the run-cache; only `package` runs if the tree is served (the small pipeline's challenger): its
+    # all from the run-cache; only `package@housing` runs if the tree is served (the small pipeline's challenger): its
     # output, models/<task>/bento_tags.json, is git-tracked, not cached, so DVC cannot restore it
     served = {alice.json("models/housing/served/served.json")[role]["candidate"] for role in ("champion", "challenger")}
-    assert ran_stages(alice.repro().output) == ({"package"} if "housing-tree" in served else set())
+    assert ran_stages(alice.repro().output) == ({"package@housing"} if "housing-tree" in served else set())
     pushed = alice.run("dvc", "push", "--run-cache", check=True)
     assert "pushed" in pushed.output or "Everything is up to date" in pushed.output, pushed.output
     assert any(ssh_remote.storage.rglob("*")), "nothing arrived on the SSH server"
@@ -143,7 +143,7 @@ def test_a_teammate_pulls_the_pipeline_and_the_run_cache_instead_of_training(
     restored = bob.repro("--pull")
     # what runs scores, gates and packages (their outputs are git-tracked, not cached, and the gate reads Bob's own
     # registry); nothing trains, profiles, compiles or explains: those come from the run cache
-    assert ran_stages(restored.output) <= {"evaluate@housing", "promote@housing", "package"}, restored.output
+    assert ran_stages(restored.output) <= {"evaluate@housing", "promote@housing", "package@housing"}, restored.output
     assert "Stage 'train@housing-tree' is cached - skipping run, checking out outputs" in restored.output
     assert md5sum(bob.path / "models/housing/candidates/housing-tree/model.joblib") == other_model
     assert UP_TO_DATE in bob.run("dvc", "status", check=True).output

@@ -30,8 +30,8 @@ def test_train_stage_runs_without_a_test_split(train_only_workdir, monkeypatch, 
     result = subprocess.run([sys.executable, "-m", "stages.train", "iris", "iris-logreg"], cwd=train_only_workdir,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "train iris@logreg: CV accuracy" in result.stdout
-    model_file = train_only_workdir / "models" / "iris" / "candidates" / "logreg" / "model.joblib"
+    assert "train iris-logreg: CV accuracy" in result.stdout
+    model_file = train_only_workdir / "models" / "iris" / "candidates" / "iris-logreg" / "model.joblib"
     assert model_file.is_file()
     assert not (train_only_workdir / "data" / "prepared" / "iris" / "test.csv").exists()
     assert not (train_only_workdir / "mlflow.db").exists(), "the train stage touched MLflow"
