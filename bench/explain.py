@@ -1,4 +1,4 @@
-"""Explanations (issue 19): the cost of one housing explanation on one core, and what explain load does to
+"""Explanations: the cost of one housing explanation on one core, and what explain load does to
 predictions.
 
     python -m bench.explain                       # the workspace's pipeline outputs and BentoML store

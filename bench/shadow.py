@@ -1,4 +1,4 @@
-"""Shadow mode's price (issue 17): server CPU per answered request with HOUSING_CHALLENGER=shadow against off.
+"""Shadow mode's price: server CPU per answered request with HOUSING_CHALLENGER=shadow against off.
 
     python -m bench.shadow                          # the workspace's pipeline outputs and BentoML store
     python -m bench.shadow --smoke --repo PATH      # seconds, for tests

@@ -8,10 +8,10 @@ from typing import Any
 from bench.pipeline import median
 
 P99_AT_16_MS = 100.0
-# throughput against each peer at 16 and 32 connections (issue 16: 4x BentoML's docs idiom, 2x today's service)
+# throughput against each peer at 16 and 32 connections (4x BentoML's docs idiom, 2x today's service)
 VS_PEER = {"mlflow": 3.0, "seed": 5.0, "docs": 4.0, "serving-peer": 2.0}
 P50_AT_1_MS = 2.0
-# issue 15: the service logging to PostgreSQL keeps this share of its SQLite throughput, at this p99
+# the service logging to PostgreSQL keeps this share of its SQLite throughput, at this p99
 PG_SHARE = 0.75
 PG_P99_MS = 50.0
 MODEL_16_ROWS_MS = 0.3

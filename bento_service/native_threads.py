@@ -1,8 +1,8 @@
 """One native thread per model call, set by the service itself whatever the environment says.
 
 With OpenMP's default pool (one thread per core) in every worker, two workers on two cores spin
-against each other at every parallel region: a few requests a second instead of hundreds
-(issue 13). threadpoolctl sets the BLAS pools for the process, but OpenMP's thread count is a
+against each other at every parallel region: a few requests a second instead of hundreds.
+threadpoolctl sets the BLAS pools for the process, but OpenMP's thread count is a
 per-thread setting, so it is applied in every thread that runs a model: the loader, the event
 loop and the thread that predicts large batches.
 """

@@ -78,7 +78,7 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
                        "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
                        "CREATE INDEX IF NOT EXISTS request_errors_ts ON request_errors (ts)"],
     },
-    4: {  # explanations (POST /<task>/explain, issue 19): a row per explained record, the columns of predictions;
+    4: {  # explanations (POST /<task>/explain): a row per explained record, the columns of predictions;
         # `prediction` holds {"prediction", "base_value", "contributions"} as answered
         "sqlite": [
             """CREATE TABLE IF NOT EXISTS explanations (
@@ -109,7 +109,7 @@ MIGRATIONS: dict[int, dict[str, list[str]]] = {
             "CREATE INDEX IF NOT EXISTS explanations_ts ON explanations (ts)",
         ],
     },
-    5: {  # champion and challenger (issue 17): which arm made each prediction row, its index within the request,
+    5: {  # champion and challenger: which arm made each prediction row, its index within the request,
         # and the true values clients send back (POST /<task>/feedback), one per (task, request_id, position)
         "sqlite": [
             "ALTER TABLE predictions ADD COLUMN arm TEXT NOT NULL DEFAULT 'champion'",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from prediction_log.sample_key import sample_key
 
-# Which model made a prediction row (issue 17, champion and challenger): "champion" answered by the champion,
+# Which model made a prediction row (champion and challenger): "champion" answered by the champion,
 # "challenger" answered by the challenger (A/B mode), "shadow" the challenger's prediction in shadow mode: logged,
 # not answered, under the same request id and position as the champion's row.
 ARMS = ("champion", "challenger", "shadow")

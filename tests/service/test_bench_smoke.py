@@ -111,7 +111,7 @@ def test_explain_bench_smoke_reports_the_cost_and_predict_latency_beside_explain
 
 
 def test_bench_shadow_smoke_shadows_every_request_with_zero_errors(repo: PipelineRepo, tmp_path: Path) -> None:
-    """`python -m bench.shadow --smoke` (issue 17's CPU budget, measured by `python -m bench.shadow`): both
+    """`python -m bench.shadow --smoke` (the CPU budget `python -m bench.shadow` measures): both
     servers answer, the shadow one logs a shadow row for every answered request, and the report is written.
     No ratio is asserted: the machine is shared."""
     out = tmp_path / "shadow" / "results.json"

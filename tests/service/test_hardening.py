@@ -1,4 +1,4 @@
-"""Hostile clients against a live server (issue 13): each test reproduces one defect the attack found.
+"""Hostile clients against a live server: each test reproduces one defect the attack found.
 
 One module-scoped server is shared by the tests that leave no lasting state: 2 workers, OpenMP left
 to its defaults (OMP_NUM_THREADS unset), an API key, and short header and keep-alive timeouts so

@@ -334,7 +334,7 @@ def test_prune_deletes_old_rows_in_batches_while_the_writers_go_on(postgres_data
     assert _logged(postgres_database) == {f"new{i}" for i in range(200)}
 
 
-# -- feedback (issue 17) ------------------------------------------------------------------------------------
+# -- feedback ------------------------------------------------------------------------------------
 
 def test_feedback_statuses_on_postgresql(postgres_database: str) -> None:
     from prediction_log.feedback import open_feedback_store
