@@ -14,7 +14,7 @@ export BENTOML_DO_NOT_TRACK := true
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team install-test run repro release bento store rollback serve report monitor prune test \
+.PHONY: install install-team install-test run repro release bento store rollback serve demo report monitor prune test \
 	test-unit lint bench bench-smoke mlflow-server clean-venv
 
 install: $(INSTALLED)
@@ -71,6 +71,13 @@ rollback: install
 ## serve: the development server on http://127.0.0.1:$(PORT)
 serve: store
 	bentoml serve --host 127.0.0.1 --port $(PORT)
+
+## demo: every task's test split sent to the running server (make serve, another shell) at RATE requests/s per task
+## for DURATION s, each true value sent back as feedback: make report, make monitor and the dashboard then have data
+RATE ?= 10
+DURATION ?= 60
+demo: install
+	$(BIN)/python -m monitoring.demo --url http://127.0.0.1:$(PORT) --rate $(RATE) --duration $(DURATION)
 
 ## report: summary of the prediction log (volume, errors, latency, predictions)
 report: install

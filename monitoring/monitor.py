@@ -88,7 +88,8 @@ def not_enough(task: str, n: int, needed: int, window: str | None) -> str:
     to get there."""
     where = f"in the last {window}" if window else "in the whole log"
     return (f"not enough predictions yet: {n} {task} prediction{'s' if n != 1 else ''} {where}, {needed} are needed "
-            f"to judge drift (monitoring.report.min_rows). Send the service more traffic (POST /{task}/predict), "
+            f"to judge drift (monitoring.report.min_rows). Send the service more traffic (POST /{task}/predict; "
+            "`make demo` sends the test split to a running server), "
             "widen the window (--since 7d; make monitor SINCE=7d), or lower min_rows in params.yaml")
 
 
