@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEAM_INSTALLED := $(VENV)/.installed-team
 TEST_INSTALLED := $(VENV)/.installed-test
+DOCS_INSTALLED := $(VENV)/.installed-docs
 PORT ?= 3000
 export PATH := $(abspath $(BIN)):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
@@ -14,8 +15,8 @@ export BENTOML_DO_NOT_TRACK := true
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team install-test run repro release bento store rollback serve demo report monitor prune test \
-	test-unit lint bench bench-smoke mlflow-server clean-venv
+.PHONY: install install-team install-test install-docs run repro release bento store rollback serve demo report monitor prune test \
+	test-unit lint docs docs-serve docs-examples bench bench-smoke mlflow-server clean-venv
 
 install: $(INSTALLED)
 
@@ -36,6 +37,13 @@ install-test: $(TEST_INSTALLED)
 
 $(TEST_INSTALLED): $(INSTALLED) requirements-test.txt constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt -c constraints.txt
+	@touch $@
+
+## install-docs: what only the documentation site needs (mkdocs, its theme, mkdocstrings: requirements-docs.txt)
+install-docs: $(DOCS_INSTALLED)
+
+$(DOCS_INSTALLED): $(INSTALLED) requirements-docs.txt constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-docs.txt -c constraints.txt
 	@touch $@
 
 ## run: the whole pipeline (dvc repro), its verdicts released to the MLflow registry, then a built Bento
@@ -111,6 +119,20 @@ monitor: monitor-run
 DAYS ?= 30
 prune: install
 	$(BIN)/python -m prediction_log.prune --days $(DAYS)
+
+## docs: the documentation site (docs/, mkdocs.yml) built into site/ in strict mode: a broken link, anchor or API
+## reference fails; docs-serve: the same, served with live reload on http://127.0.0.1:8000
+export NO_MKDOCS_2_WARNING := 1
+docs: install-docs
+	$(BIN)/mkdocs build --strict --quiet
+
+docs-serve: install-docs
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
+## docs-examples: the answers the docs print after each curl, written anew from a development server on the served
+## set (a free port, a log of its own); tests check them against the committed run
+docs-examples: store
+	$(BIN)/python -m scripts.docs_examples README.md docs/*.md
 
 ## test: the whole test suite, every tier (tests/unit, tests/pipeline, tests/service, tests/container);
 ## the team-mode tests need the team plugins and drivers too. TEST_WORKERS pytest-xdist processes, each

@@ -1,6 +1,6 @@
 """`python -m bench.pg_insert`: how a group of prediction rows is best written to PostgreSQL.
 
-Issue 15 asked to measure executemany in pipeline mode against COPY and keep the faster one. This times
+Which is faster for the log, executemany in pipeline mode or COPY? This times
 one committed group of N rows (the unit of the log's group commit) for four methods on a PostgreSQL of
 its own with fsync on, interleaved over rounds, and prints medians; the floor beside them is an empty
 durable commit (what durability alone costs per group). The store uses COPY (prediction_log/postgres_store.py).

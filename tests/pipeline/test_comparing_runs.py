@@ -1,9 +1,9 @@
-"""The README's commands for comparing runs print tables that fit 120 columns, as written there.
+"""The docs' commands for comparing runs print tables that fit 120 columns, as written there.
 
-The `dvc metrics show`, `dvc exp run` and `dvc exp show` lines of the README's "Comparing runs" block run in a copy
-of the session's reproduced pipeline. `dvc exp show` draws its table as wide as the terminal allows (a pager gets
-1024 columns) and hides the columns that do not fit behind "…": its natural width is measured with 1024 columns,
-and at 120 it must hide nothing.
+The `dvc metrics show`, `dvc exp run` and `dvc exp show` lines of the "Comparing runs" block of
+docs/experiments.md run in a copy of the session's reproduced pipeline. `dvc exp show` draws its table as wide as
+the terminal allows (a pager gets 1024 columns) and hides the columns that do not fit behind "…": its natural
+width is measured with 1024 columns, and at 120 it must hide nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ WIDTH = 120
 
 
 def readme_commands(prefix: str) -> list[list[str]]:
-    """The command lines of the README's "Comparing runs" block that start with `prefix`, as argument lists."""
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"### Comparing runs\n+```bash\n(.*?)```", readme, re.DOTALL).group(1)
+    """The command lines of the docs' "Comparing runs" block that start with `prefix`, as argument lists."""
+    page = (PROJECT_ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    block = re.search(r"## Comparing runs\n+```bash\n(.*?)```", page, re.DOTALL).group(1)
     return [shlex.split(line, comments=True) for line in block.splitlines() if line.startswith(prefix)]
 
 

@@ -96,10 +96,11 @@ def test_the_real_champion_compiles_and_predicts_every_test_row_as_scikit_learn(
 
 def test_the_readme_answer_is_the_committed_runs_everywhere_it_is_served(real_repo: PipelineRepo,
                                                                           tmp_path: Path) -> None:
-    """One answer per commit: for the README's quickstart record, the answer and tag the README prints, `make serve`,
-    the built Bento, `models:/housing-regressor@champion` through MLflow and the served champion file agree to the
-    cent, and the tag is the one the committed models/housing/bento_tags.json names. A README that drifts from the
-    committed run fails here."""
+    """One answer per commit: every answer the docs print after a curl is what `make serve` answers (written by
+    `make docs-examples`, checked here); for the README's quickstart record, the answer and tag the README prints,
+    `make serve`, the built Bento, `models:/housing-regressor@champion` through MLflow and the served champion file
+    agree to the cent, and the tag is the one the committed models/housing/bento_tags.json names. Docs that drift
+    from the committed run fail here."""
     import json
     import subprocess
     import sys
@@ -134,6 +135,12 @@ def test_the_readme_answer_is_the_committed_runs_everywhere_it_is_served(real_re
         server = LiveServer(target, tmp_path / name.replace(" ", "-") / "logs", cwd=real_repo.path, env=env)
         try:
             server.wait_ready(timeout=300)
+            if name == "make serve":  # every answer the docs print after a curl is this commit's
+                examples = subprocess.run(
+                    [sys.executable, "-m", "scripts.docs_examples", "--check", "--url", server.url, "README.md",
+                     *sorted(str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "docs").glob("*.md"))],
+                    cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+                assert examples.returncode == 0, examples.stderr[-4000:]
             answer = post_json(f"{server.url}/housing/predict", record)
         finally:
             server.stop()

@@ -11,7 +11,7 @@ from tests.support import PROJECT_ROOT
 
 def quickstart() -> str:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"curl -s -X POST http://127\.0\.0\.1:3000/housing/predict.*?\n```", readme, re.DOTALL)
+    match = re.search(r"curl [^\n]*http://127\.0\.0\.1:3000/housing/predict.*?\n```", readme, re.DOTALL)
     assert match, "README: no quickstart call to /housing/predict"
     return match.group(0)
 
