@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 
 from tests.support import PROJECT_ROOT
 from tests.support.dvc_repo import PipelineRepo
@@ -47,3 +48,17 @@ def test_the_readme_tables_fit_120_columns(repo: PipelineRepo) -> None:
     assert "metrics/promotion/housing.json:verdict" in wide and "would promote" in wide, wide  # the gate's verdict
     at_120 = repo.run(*show, check=True, env={"COLUMNS": str(WIDTH)}).stdout
     assert "…" not in at_120, at_120
+
+
+def test_the_getting_started_commands_work_in_a_fresh_shell(repo: PipelineRepo) -> None:
+    """The docs' first shell block after `make run`, run verbatim by bash in a shell whose PATH has no virtualenv:
+    `source .venv/bin/activate` once, then `dvc` and the documented metrics table work as printed."""
+    page = (PROJECT_ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(source \.venv/bin/activate\n.*?)```", page, re.DOTALL).group(1)
+    (repo.path / ".venv").symlink_to(PROJECT_ROOT / ".venv")  # what `make run` leaves in a clone
+    fresh = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(repo.path), "LANG": "C.UTF-8"}
+    result = subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", block], cwd=repo.path, env=fresh,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Data and pipelines are up to date." in result.stdout + result.stderr
+    assert re.search(r"^Path +champion +cv", result.stdout, re.MULTILINE), result.stdout
