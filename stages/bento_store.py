@@ -75,8 +75,10 @@ def save(task: str, role: str, model: Packaged) -> str:
 
 
 def lock_mismatches(tasks: tuple[str, ...]) -> list[str]:
-    """What differs from dvc.lock in the stages up to each task's `package`, one line each (DVC's own status)."""
-    from dvc.exceptions import DvcException, LockError
+    """What differs from dvc.lock in the data the stages up to each task's `package` wrote and read, one line per
+    file (DVC's own status). Code and params edits are left out: the outputs are still the committed ones."""
+    from dvc.exceptions import DvcException
+    from dvc.lock import LockError
     from dvc.repo import Repo
 
     try:
@@ -86,19 +88,19 @@ def lock_mismatches(tasks: tuple[str, ...]) -> list[str]:
         return ["a `dvc repro` (or another DVC command) is running in this repository: wait for it to finish"]
     except DvcException as exc:
         return [f"DVC cannot compare the work tree with dvc.lock: {exc}"]
-    problems = []
+    outs: dict[str, tuple[str, list[str]]] = {}
+    deps: dict[str, tuple[str, list[str]]] = {}
     for stage, changes in status.items():
+        name = stage.split(":")[-1].strip()
         for change in changes:
-            if not isinstance(change, dict):
-                problems.append(f"stage {stage}: {change}; run `dvc repro {stage}`")
-                continue
-            for kind, files in change.items():
+            for kind, files in (change.items() if isinstance(change, dict) else []):
                 for path, state in (files.items() if isinstance(files, dict) else []):
-                    fix = "`dvc checkout` (the committed outputs) or `dvc repro`" if kind == "changed outs" \
-                        else f"`dvc repro {stage.split(':')[-1].strip()}`"
-                    problems.append(f"{path} {state} ({kind} of {stage.split(':')[-1].strip()}, vs dvc.lock); "
-                                    f"run {fix}")
-    return problems
+                    if isinstance(state, str) and not path.endswith(".py") and path != "params.yaml":
+                        (outs if kind == "changed outs" else deps).setdefault(path, (state, []))[1].append(name)
+    return ([f"{path} {state} (an output of {', '.join(stages)}, vs dvc.lock); run `dvc checkout` for the committed "
+             "outputs, or `dvc repro`" for path, (state, stages) in outs.items()]
+            + [f"{path} {state} since {', '.join(stages)} ran (vs dvc.lock): stale; run `dvc repro`"
+               for path, (state, stages) in deps.items() if path not in outs])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ record, on purpose, so the next gate decides as on a fresh clone (`make start-ov
 
     python -m stages.release            # every task
     python -m stages.release <task>
-    python -m stages.release --start-over <task>
+    python -m stages.release --start-over <task>...
 """
 
 from __future__ import annotations
@@ -46,23 +46,23 @@ class Refused(Exception):
 
 def release(task: str) -> tuple[list[str], Registry]:
     """Move the task's aliases to what the work tree serves; the changes made (empty: nothing to do)."""
-    try:
-        verdict = read_json(promotion_file(task))
-        served = read_json(served_info(task))
-    except FileNotFoundError as exc:
-        raise Refused(f"{exc.filename} is missing: run `dvc repro` first") from None
-    if verdict["verdict"] == REFUSED:
-        raise Refused(f"the gate refused: {verdict['reason']}")
-    if served[CHAMPION]["candidate"] != verdict["champion"]["candidate"]:
-        raise Refused(f"{served_info(task)} and {promotion_file(task)} disagree on the champion: run `dvc repro`")
     registry = Registry(task)
-    champion, challenger = Identity.of(verdict["champion"]), Identity.of(verdict["challenger"])
-    incumbent = Identity.of(verdict["incumbent"]) if verdict["incumbent"] else None
     held = registry.version(CHAMPION)
     try:
         check_present(task, registry.uri, held is not None)
     except Vanished as exc:
         raise Refused(str(exc)) from None
+    try:
+        verdict = read_json(promotion_file(task))
+        if verdict["verdict"] == REFUSED:
+            raise Refused(f"the gate refused: {verdict['reason']}")
+        served = read_json(served_info(task))
+    except FileNotFoundError as exc:
+        raise Refused(f"{exc.filename} is missing: run `dvc repro` first") from None
+    if served[CHAMPION]["candidate"] != verdict["champion"]["candidate"]:
+        raise Refused(f"{served_info(task)} and {promotion_file(task)} disagree on the champion: run `dvc repro`")
+    champion, challenger = Identity.of(verdict["champion"]), Identity.of(verdict["challenger"])
+    incumbent = Identity.of(verdict["incumbent"]) if verdict["incumbent"] else None
     current = registry.identity(held) if held is not None else None
     rerun = f"re-run the gate: `dvc repro -f -s promote@{task} && dvc repro`, then `make release`"
     if current != champion and not (verdict["verdict"] == PROMOTE and current == incumbent):
@@ -120,13 +120,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def start_over(tasks: list[str]) -> None:
-    """Forget the released champion of each task, so the next gate decides against the registry as it is."""
-    if len(tasks) != 1:
-        sys.exit("release --start-over: name exactly one task (make start-over TASK=<task>)")
-    task = tasks[0]
-    what = "forgot the champion this machine released" if forget(task) else "no release recorded, nothing to forget"
-    print(f"release {task}: started over: {what}; now `dvc repro -f -s promote@{task} && dvc repro`, "
-          "then `make release`")
+    """Forget the released champion of each named task, so the next gate decides against the registry as it is
+    (a registry lost for good, a move to a new tracking server)."""
+    if not tasks:
+        sys.exit("release --start-over: name the task(s) to start over (make start-over TASK=<task>)")
+    for task in tasks:
+        what = "forgot the champion this machine released" if forget(task) else "no release recorded here"
+        print(f"release {task}: started over: {what}; now `dvc repro -f -s promote@{task} && dvc repro`, "
+              "then `make release`")
 
 
 if __name__ == "__main__":

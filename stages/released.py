@@ -22,13 +22,23 @@ class Vanished(Exception):
     """The registry lacks the champion this machine released; the message says how to restore or start over."""
 
 
+DEFAULT_STORE = "the repository's mlflow.db"
+
+
 def record_file(task: str) -> Path:
     return repo_root() / "models" / task / "released.json"
 
 
+def store_name(uri: str) -> str:
+    """The tracking URI as recorded: the default SQLite file by its place in the repository (a moved or copied
+    repository keeps its store), anything else as it is."""
+    return DEFAULT_STORE if uri == f"sqlite:///{repo_root() / 'mlflow.db'}" else uri
+
+
 def remember(task: str, uri: str, version: str, champion: dict[str, str]) -> None:
     """Record what `make release` made the champion (called once the alias moved)."""
-    write_json(record_file(task), {"task": task, "tracking_uri": uri, "version": version, "champion": champion})
+    write_json(record_file(task), {"task": task, "tracking_uri": store_name(uri), "version": version,
+                                   "champion": champion})
 
 
 def forget(task: str) -> bool:
@@ -46,7 +56,7 @@ def check_present(task: str, uri: str, has_champion: bool) -> None:
         return
     record: dict[str, Any] = read_json(path)
     champion = record.get("champion", {})
-    where = ("the same tracking URI: its database was deleted or emptied" if record.get("tracking_uri") == uri
+    where = ("the same store: its database was deleted or emptied" if record.get("tracking_uri") == store_name(uri)
              else f"{record.get('tracking_uri')}; MLFLOW_TRACKING_URI now points at another store")
     raise Vanished(
         f"the registry at {uri} has no champion, but `make release` made version {record.get('version')} "

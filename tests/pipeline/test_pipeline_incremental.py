@@ -67,6 +67,7 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     server) gets every candidate's run the next time evaluate runs, the gate's verdict the next time it runs and
     the champion alias at the next `make release`, with no retraining."""
     (repo.path / "mlflow.db").unlink()
+    (repo.path / "models/iris/released.json").unlink()  # a fresh clone: nothing released on this machine
     assert ran_stages(repo.repro("-f", "-s", "evaluate@iris").output) == {"evaluate@iris"}
     runs = _runs_by_candidate(repo, "iris")
     assert set(runs) == set(candidates(repo.params(), "iris"))
