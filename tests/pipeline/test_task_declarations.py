@@ -67,8 +67,9 @@ def declare(repo: PipelineRepo, rows: int = 400) -> None:
     (repo.path / "tasks" / f"{TASK}.yaml").write_text(declaration(hashlib.md5(source.read_bytes()).hexdigest()))
     params = repo.params()
     params["tasks"].append(TASK)
-    params[TASK] = {"champion": {"metric": "r2", "max_splits_per_row": 50_000}, "promotion": {"tolerance": 0.0, "floor": 0.0},
-                    "data": {"min_rows": 100}, "features": {}, "explain": {"background_rows": 4}}
+    params[TASK] = {"champion": {"metric": "r2", "max_splits_per_row": 50_000},
+                    "promotion": {"tolerance": 0.0, "floor": 0.0}, "data": {"min_rows": 100},
+                    "features": {}, "explain": {"background_rows": 4}}
     params["candidates"][f"{TASK}-linear"] = {"task": TASK, "estimator": "linear_regression", "scale": True,
                                               "hyperparams": {}}
     params["candidates"][f"{TASK}-tree"] = {"task": TASK, "estimator": "decision_tree_regressor",
