@@ -85,6 +85,18 @@ def test_the_first_promotion_needs_the_floor(repo: PipelineRepo) -> None:
     assert record["champion"] is None and not (repo.path / "models/housing/served").exists()
 
 
+def test_a_perfect_cross_validation_stops_the_gate_as_suspicious(repo: PipelineRepo, tmp_path: Path) -> None:
+    """A target that is an exact function of one field (a leak): the linear candidate scores CV r2 1.0 ± 0."""
+    leaked = tmp_path / "leaked.csv"
+    raw = pd.read_csv(repo.housing_csv)
+    raw.assign(median_house_value=1000.0 + 40_000.0 * raw["median_income"]).to_csv(leaked, index=False)
+    set_source_md5(repo.path, "housing", md5sum(leaked))
+    result = repo.repro("promote@housing", check=False, env={"HOUSING_CSV": str(leaked)})
+    line = one_line_failure(result, "promote housing: refused")
+    assert "scores a perfect CV r2 1.0000 ± 0.0000: suspicious (a constant or leaked target?)" in line
+    assert repo.json("metrics/promotion/housing.json")["verdict"] == "refused"
+
+
 def test_across_test_splits_both_models_are_scored_on_rows_neither_trained_on(repo: PipelineRepo) -> None:
     """Another split seed: the registry's champion may have trained on today's test rows, so the gate compares
     on the test rows missing from its training split (DVC's cache still holds that split)."""
