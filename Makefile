@@ -15,8 +15,8 @@ export BENTOML_DO_NOT_TRACK := true
 
 BENTO_NAME := prediction_service
 
-.PHONY: install install-team install-test install-docs run repro release bento store rollback serve demo report monitor prune test \
-	test-unit lint docs docs-serve docs-examples bench bench-smoke mlflow-server clean-venv
+.PHONY: install install-team install-test install-docs run repro check-params release start-over bento store rollback serve demo \
+	report monitor prune test test-unit lint docs docs-serve docs-examples bench bench-smoke mlflow-server clean-venv
 
 install: $(INSTALLED)
 
@@ -49,14 +49,24 @@ $(DOCS_INSTALLED): $(INSTALLED) requirements-docs.txt constraints.txt
 ## run: the whole pipeline (dvc repro), its verdicts released to the MLflow registry, then a built Bento
 run: repro release bento
 
-repro: install
+repro: install check-params
 	dvc repro
+
+## check-params: params.yaml validated as a whole (stages/params_schema.py; dvc.yaml's first stage does it too)
+check-params: install
+	@$(BIN)/python -m stages.params_schema --check
 
 ## release: apply the gate's verdicts in the work tree (metrics/promotion/) to the MLflow registry, the only step
 ## that moves the aliases `champion`, `challenger`, `previous-champion` (TASK=<task> for one task); idempotent
 RELEASE_TASKS = $(if $(filter command line environment,$(origin TASK)),$(TASK))
 release: install
 	$(BIN)/python -m stages.release $(RELEASE_TASKS)
+
+## start-over: forget the champion this machine released for TASK, on purpose (a registry lost for good): the
+## next gate decides as on a fresh clone (docs/guardrails.md)
+start-over: install
+	@test -n "$(RELEASE_TASKS)" || { echo "make start-over: name the task, TASK=<task>" >&2; exit 2; }
+	$(BIN)/python -m stages.release --start-over $(RELEASE_TASKS)
 
 ## store: save the served set (models/<task>/bento_tags.json: exact tags) into this machine's BentoML store
 store: install
@@ -124,7 +134,7 @@ prune: install
 ## reference fails; docs-serve: the same, served with live reload on http://127.0.0.1:8000
 export NO_MKDOCS_2_WARNING := 1
 docs: install-docs
-	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings strict mode counts
 
 docs-serve: install-docs
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000

@@ -8,8 +8,10 @@ its run was logged at. A model
 already stored under its tag is left alone unless its provenance changed (it is saved again: same tag, same
 bytes, newer metadata).
 
-Refuses, saving nothing, when the work tree's outputs do not give the tags those files name (a
-`dvc repro` in progress or not run since a change): the Bento would otherwise ship a model the file does not name.
+Refuses, saving nothing, when the work tree is a mixed state: a `dvc repro` holds the repository's lock, an
+output the stages up to `package` wrote differs from dvc.lock (or a stage is out of date), a compiled graph or
+explanation background was made from another model file (stages/consistency.py), or the outputs do not give the
+tags models/<task>/bento_tags.json names. The message names the stale file and the command that fixes it.
 
     python -m stages.bento_store
 """
@@ -21,6 +23,7 @@ import sys
 from typing import Any
 
 from stages.config import ROLES, bento_tags, declared_tasks, reference_profile, served_model
+from stages.consistency import stale_files
 from stages.explain_files import explain_background
 from stages.files import read_json
 from stages.models import load_model
@@ -71,9 +74,45 @@ def save(task: str, role: str, model: Packaged) -> str:
     return "saved" if stored is None else "provenance updated"
 
 
+def lock_mismatches(tasks: tuple[str, ...]) -> list[str]:
+    """What differs from dvc.lock in the data the stages up to each task's `package` wrote and read, one line per
+    file (DVC's own status). Code and params edits are left out: the outputs are still the committed ones."""
+    from dvc.exceptions import DvcException
+    from dvc.lock import LockError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(".") as repo:
+            status = repo.status(targets=[f"package@{task}" for task in tasks], with_deps=True)
+    except LockError:
+        return ["a `dvc repro` (or another DVC command) is running in this repository: wait for it to finish"]
+    except DvcException as exc:
+        return [f"DVC cannot compare the work tree with dvc.lock: {exc}"]
+    outs: dict[str, tuple[str, list[str]]] = {}
+    deps: dict[str, tuple[str, list[str]]] = {}
+    for stage, changes in status.items():
+        name = stage.split(":")[-1].strip()
+        for change in changes:
+            for kind, files in (change.items() if isinstance(change, dict) else []):
+                for path, state in (files.items() if isinstance(files, dict) else []):
+                    if isinstance(state, str) and not path.endswith(".py") and path != "params.yaml":
+                        (outs if kind == "changed outs" else deps).setdefault(path, (state, []))[1].append(name)
+    return ([f"{path} {state} (an output of {', '.join(stages)}, vs dvc.lock); run `dvc checkout` for the committed "
+             "outputs, or `dvc repro`" for path, (state, stages) in outs.items()]
+            + [f"{path} {state} since {', '.join(stages)} ran (vs dvc.lock): stale; run `dvc repro`"
+               for path, (state, stages) in deps.items() if path not in outs])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
+    mixed = lock_mismatches(declared_tasks())
+    try:
+        mixed += [line for task in declared_tasks() for line in stale_files(task)]
+    except FileNotFoundError as exc:
+        sys.exit(f"bento store: {exc.filename} is missing; run `dvc repro` (or `dvc pull`) first")
+    if mixed:
+        sys.exit("bento store: refused, the work tree is a mixed state, nothing saved:\n  " + "\n  ".join(mixed))
     try:
         named = committed_served_set()
         models = {(task, role): packaged(task, role) for task in declared_tasks() for role in ROLES}

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from domain.compiled import FORMAT, INPUT, OUTPUT, TOLERANCE_USD, CompiledModel, disagreement_usd
-from stages.config import ROLES, compiled_dir, declared_tasks, served_model
+from stages import failures
+from stages.config import ROLES, compiled_dir, declared_tasks, load_params, served_model
 from stages.files import atomic_dir, md5sum, write_json
 from stages.models import load_model
 from stages.rawdata import read_split
@@ -229,6 +230,8 @@ def compile_model(pipeline: Any, check_rows: Any) -> tuple[bytes | None, dict[st
 
 
 def main(argv: list[str]) -> None:
+    failures.install()
+    load_params()  # the whole params.yaml first (this stage reads none of it): a typo stops it here
     if len(argv) != 1 or argv[0] not in declared_tasks():
         sys.exit(f"usage: python -m stages.compile {{{','.join(declared_tasks())}}}")
     task = argv[0]

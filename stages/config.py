@@ -7,9 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from domain.schema import DeclarationError, TaskSchema, load_schema, task_names
+from stages import params_schema
 
 
 def repo_root() -> Path:
@@ -31,9 +30,14 @@ def workdir() -> Path:
 
 @cache
 def load_params(path: str = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml from the stage's working directory (DVC runs stages from the repo root)."""
-    with open(workdir() / path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    """params.yaml from the stage's working directory (DVC runs stages from the repo root), validated as a whole
+    (stages/params_schema.py): SystemExit in one line naming the key path, the value and what is allowed."""
+    try:
+        return params_schema.read(path)  # relative: the working directory's
+    except params_schema.ParamsError as exc:
+        raise SystemExit(str(exc)) from None
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot be read: {exc.strerror}") from None
 
 
 def declared_tasks() -> tuple[str, ...]:
@@ -174,6 +178,7 @@ def task_argument(task: str) -> str:
     """argparse type of a task argument: a task params.yaml lists, whose declaration reads."""
     import argparse
 
+    load_params()  # the whole params.yaml first: a typo anywhere stops the stage before it does any work
     if task not in declared_tasks():
         raise argparse.ArgumentTypeError(f"unknown task {task!r}: params.yaml `tasks` lists "
                                          f"{', '.join(declared_tasks())}")

@@ -140,6 +140,23 @@ def publish(task: str, params: dict[str, Any], report: dict[str, Any]) -> dict[s
             "runs": runs}
 
 
+def tracking_failure(exc: Exception) -> str:
+    """One line for a failure to reach or write the tracking store (re-raises anything else)."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    from stages import failures, tracking
+
+    if failures.no_space(exc) is not None:  # a full disk, not the server: reported as such
+        raise exc
+    if isinstance(exc, tracking.TrackingUnreachable):
+        return str(exc)
+    if isinstance(exc, (MlflowException, RequestException)):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return str(tracking.unreachable(tracking.tracking_uri(), first[:200]))
+    raise exc
+
+
 def write_outputs(task: str, params: dict[str, Any], report: dict[str, Any]) -> None:
     """Every deterministic output of the stage (see the module docstring), each written all-or-nothing."""
     champion, metric = report["champion"], report["metric"]
@@ -173,8 +190,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     report = evaluate(args.task, params)
-    tracked = publish(args.task, params, report)
+    # outputs first: DVC deleted them before the stage ran, and a tracking server that fails below must not leave
+    # the git-tracked metrics deleted (the stage still fails, so dvc.lock is not updated)
     write_outputs(args.task, params, report)
+    try:
+        tracked = publish(args.task, params, report)
+    except Exception as exc:  # a tracking failure in one line; anything else is re-raised
+        sys.exit(f"evaluate {args.task}: {tracking_failure(exc)}")
     write_json(mlflow_info(args.task), tracked)  # not an output: what MLflow assigned differs every run
     champion, metric = report["champion"], report["metric"]
     best = report["candidates"][champion]

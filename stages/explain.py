@@ -50,7 +50,7 @@ from domain.schema import SCHEMAS, Kind, TaskSchema
 from stages.config import compiled_dir, load_params, mlflow_info, task_argument
 from stages.config import served_model as served_file
 from stages.explain_files import explain_background, importance_plot
-from stages.files import atomic_path, read_json
+from stages.files import atomic_path, md5sum, read_json
 from stages.lifetime import start_stage
 
 BACKGROUND_FORMAT = 2  # 2: with the explainer's settings ("explainer")
@@ -109,11 +109,12 @@ def contributions(explainer: CoalitionShapley, model: Model, rows: np.ndarray) -
     return np.stack([explainer.explain(row, model).contributions for row in rows])
 
 
-def background_document(task: str, seed: int, records: list[dict[str, Any]],
-                        settings: ShapleySettings) -> dict[str, Any]:
-    """explain_background.json: the background records and the explainer settings the service uses with them."""
-    return {"format": BACKGROUND_FORMAT, "task": task, "seed": seed, "explainer": settings.as_dict(),
-            "records": records}
+def background_document(task: str, seed: int, records: list[dict[str, Any]], settings: ShapleySettings,
+                        model_md5: str) -> dict[str, Any]:
+    """explain_background.json: the background records and the explainer settings the service uses with them,
+    and the md5 of the champion file it was drawn for (`package` and `make bento` check it: stages/consistency.py)."""
+    return {"format": BACKGROUND_FORMAT, "task": task, "seed": seed, "model_md5": model_md5,
+            "explainer": settings.as_dict(), "records": records}
 
 
 def importance_sample(X_test: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     explainer = shapley_explainer(schema, encode(schema, records), shapley)
     ranked = importance(schema, contributions(explainer, model, rows))
     with atomic_path(explain_background(task)) as tmp:
-        tmp.write_text(json.dumps(background_document(task, settings["seed"], records, shapley),
+        tmp.write_text(json.dumps(background_document(task, settings["seed"], records, shapley,
+                                                      md5sum(served_file(task))),
                                   separators=(",", ":"), allow_nan=False) + "\n", encoding="utf-8")
     write_importance(importance_plot(task), ranked)
     print(f"explain {task}: background {len(records)} training rows; {explainer.method} Shapley values over "

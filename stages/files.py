@@ -9,6 +9,7 @@ is removed by the next write to the same destination once its process is gone.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -58,7 +59,8 @@ def atomic_path(destination: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would make the output private to this user
-        yield tmp_path
+        with _naming(destination):
+            yield tmp_path
         os.replace(tmp_path, destination)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -73,12 +75,25 @@ def atomic_dir(destination: Path | str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(destination), dir=destination.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700, as above
-        yield tmp
+        with _naming(destination):
+            yield tmp
         if destination.exists():
             shutil.rmtree(destination)
         os.replace(tmp, destination)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _naming(destination: Path) -> Iterator[None]:
+    """A full disk while writing an output names the output: writes through an open file (joblib, pandas) raise
+    ENOSPC without a file name, and the stage's one-line message (stages/failures.py) shows the name."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or exc.filename:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(destination)) from exc
 
 
 def _umask() -> int:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from stages import failures
+
 PR_SET_PDEATHSIG = 1
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh", "busybox"})
 # Read by OpenMP and BLAS libraries when they load; threadpoolctl limits the ones already loaded.
@@ -31,7 +33,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def start_stage() -> None:
-    """First thing in every stage's main(): tie the process to dvc, one native thread per pool."""
+    """First thing in every stage's main(): tie the process to dvc, one native thread per pool, and a full disk
+    reported in one line (stages/failures.py)."""
+    failures.install()
     if os.environ.get("DVC_STAGE"):
         parent = os.getppid()
         die_with_parent()

@@ -9,8 +9,10 @@ champion's explanation background (stage `explain`) and the deterministic facts 
 pipeline outputs give the same tag on every machine; the same model served again (a rollback) gets its old tag
 back. Scores and provenance (MLflow run and registry version, git commit) are metadata, not part of the tag.
 
-The stage writes only that file: it never touches a BentoML store, so an experiment changes nothing a server
-uses. `make bento` and `make serve` save the served models into this machine's store first
+Refuses, writing nothing, when the compiled graph or the explanation background was not made from the served
+model file it would ship with (stages/consistency.py). The stage writes only that file: it never touches a
+BentoML store, so an experiment changes nothing a server uses. `make bento` and `make serve` save the served
+models into this machine's store first
 (stages/bento_store.py).
 
     python -m stages.package <task>
@@ -36,6 +38,7 @@ from stages.config import (
     served_model,
     task_argument,
 )
+from stages.consistency import stale_files
 from stages.explain_files import explain_background
 from stages.files import md5sum, read_json, write_json
 from stages.lifetime import start_stage
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     task = parser.parse_args(argv).task
     start_stage()
     try:
+        stale = stale_files(task)
+        if stale:
+            sys.exit(f"package {task}: refused, a mixed state: " + "; ".join(stale))
         tags = served_tags(task)
     except FileNotFoundError as exc:
         sys.exit(f"package {task}: {exc.filename} is missing; run `dvc repro` first")

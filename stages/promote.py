@@ -65,8 +65,9 @@ from stages.lifetime import start_stage
 from stages.registry import CHALLENGER, CHAMPION, Identity, Registry
 from stages.scoring import LOWER_IS_BETTER
 
-PROMOTE, KEEP = "would promote", "would keep"
+PROMOTE, KEEP, REFUSED = "would promote", "would keep", "refused"
 DIGITS = 6
+PERFECT = 1e-9  # a CV mean this close to the metric's best value, with a spread this small, is suspicious
 
 
 @dataclass(frozen=True)
@@ -91,27 +92,60 @@ class Decision:
         return self.verdict == PROMOTE
 
 
-def decide(newcomer: Scored, incumbent: Scored | None, metric: str, tolerance: float,
-           rolled_back: bool = False, comparable: bool = True) -> Decision:
-    """The gate: promote the newcomer unless it is worse than the incumbent by more than `tolerance` (in `metric`,
-    whichever direction is better for it), is the incumbent, or was rolled back. `comparable` False: the incumbent
-    was evaluated on another test split (new raw data, another split seed or size), so some of today's test rows
-    may be rows it trained on and its score would flatter it: the newcomer, chosen by CV, is promoted."""
+def below_floor(score: float, floor: float, metric: str) -> bool:
+    """Whether a test score is worse than the floor (for an error metric the floor is a ceiling)."""
+    return score > floor if metric in LOWER_IS_BETTER else score < floor
+
+
+def perfect_cv(cv: dict[str, Any], metric: str) -> bool:
+    """A cross-validated score at the metric's best value with no spread across folds: every fold predicted
+    perfectly, which real regression data does not allow (a constant or leaked target does)."""
+    mean, spread = float(cv[metric]["mean"]), float(cv[metric]["std"])
+    best = 0.0 if metric in LOWER_IS_BETTER else 1.0
+    return abs(mean - best) <= PERFECT and spread <= PERFECT
+
+
+@dataclass(frozen=True)
+class Unseen:
+    """Both models' scores on the test rows neither trained on (the incumbent was evaluated on another split)."""
+
+    rows: int
+    newcomer: float
+    incumbent: float
+
+
+def decide(newcomer: Scored, incumbent: Scored | None, metric: str, tolerance: float, floor: float | None = None,
+           rolled_back: bool = False, comparable: bool = True, unseen: Unseen | None = None,
+           no_comparison: str = "") -> Decision:
+    """The gate: promote the newcomer if it meets the floor (its test score, in `metric`, whichever direction is
+    better for it) and is not worse than the incumbent by more than `tolerance`, unless it is the incumbent or was
+    rolled back. `comparable` False: the incumbent was evaluated on another test split, so the comparison is made
+    on `unseen` (the rows neither model trained on); without it (`no_comparison` says why) the incumbent is kept."""
     if tolerance < 0:
         raise ValueError(f"promotion tolerance must be >= 0, got {tolerance}")
-    if incumbent is None:
-        return Decision(PROMOTE, "no model holds the champion alias yet")
-    if newcomer.md5 == incumbent.md5:
+    if incumbent is not None and newcomer.md5 == incumbent.md5:
         return Decision(KEEP, f"the newcomer {newcomer.candidate} is the champion already (same model md5)")
+    if floor is not None and below_floor(newcomer.test, floor, metric):
+        verdict = KEEP if incumbent is not None else REFUSED
+        return Decision(verdict, f"the newcomer {newcomer.candidate} scores test {metric} {newcomer.test:.4f}, "
+                                 f"below the floor {floor:g}" + ("" if incumbent is not None else
+                                                                 ": no champion yet, nothing fit to serve"))
+    if incumbent is None:
+        met = f" (test {metric} {newcomer.test:.4f}, floor {floor:g})" if floor is not None else ""
+        return Decision(PROMOTE, f"no model holds the champion alias yet{met}")
     if rolled_back:
         return Decision(KEEP, f"the newcomer {newcomer.candidate} was rolled back once and is never promoted "
                               "again automatically")
+    where, new_score, old_score = "test", newcomer.test, incumbent.test
     if not comparable:
-        return Decision(PROMOTE, f"the champion {incumbent.candidate} was evaluated on another test split: its "
-                                 f"score on this one is not comparable (it may have trained on these rows)")
+        if unseen is None:
+            return Decision(KEEP, f"the champion {incumbent.candidate} was evaluated on another test split and "
+                                  f"no fair comparison exists: {no_comparison}")
+        where = f"on the {unseen.rows} test rows neither trained on,"
+        new_score, old_score = unseen.newcomer, unseen.incumbent
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    margin = round(sign * (newcomer.test - incumbent.test), 12)  # > 0: the newcomer is better
-    scores = f"test {metric} {newcomer.test:.4f} (newcomer {newcomer.candidate}) vs {incumbent.test:.4f} " \
+    margin = round(sign * (new_score - old_score), 12)  # > 0: the newcomer is better
+    scores = f"{where} {metric} {new_score:.4f} (newcomer {newcomer.candidate}) vs {old_score:.4f} " \
              f"(champion {incumbent.candidate})"
     if margin >= -tolerance:
         verdict = "better" if margin > 0 else "not worse" if margin == 0 else "worse, within the tolerance"
@@ -150,22 +184,52 @@ class Served:
     model: Any = None
 
 
+class Refusal(Exception):
+    """The gate refuses to serve anything: the reason, also written to the gate's record."""
+
+
+def unseen_rows(task: str, registry: Registry, held: Any, X_test: Any, y_test: Any) -> tuple[Any, Any, str]:
+    """Today's test rows the incumbent did not train on (its run's training split, found in DVC's cache by its
+    MLflow digest), features and target; or (None, None, why not)."""
+    import pandas as pd
+
+    digest = registry.trained_on(held)
+    cached = dvc_cached_file(digest) if digest else None
+    if cached is None:
+        return None, None, (f"its training split (md5 {digest or 'not recorded'}) is not in DVC's cache "
+                            "(`dvc pull` it, or release the newcomer by hand)")
+    trained = set(pd.util.hash_pandas_object(pd.read_csv(cached), index=False))
+    test = pd.concat([X_test, y_test], axis=1)
+    fresh = ~pd.util.hash_pandas_object(test, index=False).isin(trained).to_numpy()
+    return X_test[fresh], y_test[fresh], f"only {int(fresh.sum())} of today's test rows are not in its training split"
+
+
 def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run the gate against the registry (read only) and write every output."""
+    """Run the gate against the registry (read only) and write every output; Refusal when nothing may be served."""
+    from domain.schema import SCHEMAS, Kind
     from stages.models import load_model
     from stages.rawdata import read_split
+    from stages.released import check_present
     from stages.scoring import score
 
-    metric, tolerance = params[task]["champion"]["metric"], float(params[task]["promotion"]["tolerance"])
+    gate = params[task]["promotion"]
+    metric, tolerance = params[task]["champion"]["metric"], float(gate["tolerance"])
+    floor, min_unseen = float(gate["floor"]), int(gate.get("min_unseen_rows", 20))
     info = read_json(champion_info(task))
     newcomer_file = champion_model(task)
     newcomer = Scored(info["candidate"], md5sum(newcomer_file), float(info["test"][metric]))
     as_newcomer = Served(newcomer, newcomer_file, info["test"], info["cv"], info["raw_data_md5"])
+    if SCHEMAS[task].kind is Kind.REGRESSION and perfect_cv(info["cv"], metric):
+        cv = info["cv"][metric]
+        raise Refusal(f"the newcomer {newcomer.candidate} scores a perfect CV {metric} {cv['mean']:.4f} ± "
+                      f"{cv['std']:.4f}: suspicious (a constant or leaked target?); check the raw data")
     registry = Registry(task)
 
     X_test, y_test = read_split(task, "test")
     held = registry.version(CHAMPION)
-    incumbent, incumbent_served = None, None
+    check_present(task, registry.uri, held is not None)
+    incumbent, incumbent_served, unseen, why_not = None, None, None, ""
+    comparable = held is None or registry.evaluated_on(held) == md5sum(split_file(task, "test"))
     if held is not None:
         identity = registry.identity(held)
         file = local_file(task, identity.md5)
@@ -173,9 +237,20 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
         scores = score(task, y_test.to_numpy(), model.predict(X_test))
         incumbent = Scored(identity.candidate, identity.md5, float(scores[metric]))
         incumbent_served = Served(incumbent, file, scores, None, registry.raw_data_md5(held), model)
-    decision = decide(newcomer, incumbent, metric, tolerance,
+        if not comparable and identity.md5 != newcomer.md5:
+            X_fresh, y_fresh, why_not = unseen_rows(task, registry, held, X_test, y_test)
+            if X_fresh is not None and len(X_fresh) >= min_unseen:
+                truth = y_fresh.to_numpy()
+                newcomer_model = load_model(newcomer_file)
+                unseen = Unseen(len(X_fresh), float(score(task, truth, newcomer_model.predict(X_fresh))[metric]),
+                                float(score(task, truth, model.predict(X_fresh))[metric]))
+            elif X_fresh is not None:
+                why_not += f", fewer than {task}.promotion.min_unseen_rows ({min_unseen})"
+    decision = decide(newcomer, incumbent, metric, tolerance, floor,
                       rolled_back=incumbent is not None and registry.rolled_back(newcomer.md5),
-                      comparable=held is None or registry.evaluated_on(held) == md5sum(split_file(task, "test")))
+                      comparable=comparable, unseen=unseen, no_comparison=why_not)
+    if decision.verdict == REFUSED:
+        raise Refusal(decision.reason)
     incumbent_record = incumbent.record() if incumbent is not None else None
     unchanged = incumbent is not None and newcomer.md5 == incumbent.md5
     recorded = registry.promotion_record(held) if unchanged else None
@@ -202,7 +277,7 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
         if role.cv is None and summary is not None and summary.is_file():
             role.cv = read_json(summary)["cv"]
 
-    write_outputs(task, metric, tolerance, decision, newcomer.record(), incumbent_record, served)
+    write_outputs(task, metric, tolerance, floor, decision, newcomer.record(), incumbent_record, served)
     runs = {role: registry.run_of(Identity(entry.scored.candidate, entry.scored.md5))
             for role, entry in served.items()}
     tracked = read_json(mlflow_info(task)) if mlflow_info(task).is_file() else {}
@@ -212,8 +287,8 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"decision": decision, "served": served, "unchanged": unchanged, "held": held}
 
 
-def write_outputs(task: str, metric: str, tolerance: float, decision: Decision, newcomer: dict[str, Any],
-                  incumbent: dict[str, Any] | None, served: dict[str, Served]) -> None:
+def write_outputs(task: str, metric: str, tolerance: float, floor: float, decision: Decision,
+                  newcomer: dict[str, Any], incumbent: dict[str, Any] | None, served: dict[str, Served]) -> None:
     """models/<task>/served/ and metrics/promotion/<task>.json, each all-or-nothing, deterministic."""
     import joblib
 
@@ -231,9 +306,21 @@ def write_outputs(task: str, metric: str, tolerance: float, decision: Decision, 
                       "raw_data_md5": entry.raw_data_md5, "test": entry.test, "cv": entry.cv}
                for role, entry in served.items()}})
     write_json(promotion_file(task), {
-        "task": task, "metric": metric, "tolerance": tolerance, "verdict": decision.verdict,
+        "task": task, "metric": metric, "tolerance": tolerance, "floor": floor, "verdict": decision.verdict,
         "reason": decision.reason, "newcomer": newcomer, "incumbent": incumbent,
         "champion": served[CHAMPION].scored.record(), "challenger": served[CHALLENGER].scored.record()})
+
+
+def write_refusal(task: str, params: dict[str, Any], reason: str) -> None:
+    """The gate's record of a refusal: the verdict, the reason and the newcomer; nothing is served."""
+    info = read_json(champion_info(task)) if champion_info(task).is_file() else {}
+    metric = params[task]["champion"]["metric"]
+    newcomer = ({"candidate": info["candidate"], "model_md5": md5sum(champion_model(task)),
+                 "test": round(float(info["test"][metric]), DIGITS)} if info else None)
+    write_json(promotion_file(task), {
+        "task": task, "metric": metric, "tolerance": float(params[task]["promotion"]["tolerance"]),
+        "floor": float(params[task]["promotion"]["floor"]), "verdict": REFUSED, "reason": reason,
+        "newcomer": newcomer, "incumbent": None, "champion": None, "challenger": None})
 
 
 def summary_line(task: str, result: dict[str, Any]) -> str:
@@ -253,7 +340,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", type=task_argument)
     args = parser.parse_args(argv)
-    print(summary_line(args.task, promote(args.task, load_params())))
+    from stages.released import Vanished
+
+    params = load_params()
+    try:
+        print(summary_line(args.task, promote(args.task, params)))
+    except (Refusal, Vanished) as exc:
+        write_refusal(args.task, params, str(exc))
+        sys.exit(f"promote {args.task}: refused, nothing served: {exc} (recorded in {promotion_file(args.task)})")
 
 
 if __name__ == "__main__":

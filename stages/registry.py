@@ -100,9 +100,16 @@ class Registry:
 
     def evaluated_on(self, version: Any) -> str | None:
         """The md5 of the test split the version's run was evaluated on (its MLflow dataset input), if recorded."""
+        return self._dataset(version, "evaluation")
+
+    def trained_on(self, version: Any) -> str | None:
+        """The md5 of the training split the version's run was trained on, if recorded."""
+        return self._dataset(version, "training")
+
+    def _dataset(self, version: Any, context: str) -> str | None:
         for dataset_input in self.client.get_run(version.run_id).inputs.dataset_inputs:
             contexts = {tag.value for tag in dataset_input.tags if tag.key == "mlflow.data.context"}
-            if "evaluation" in contexts:
+            if context in contexts:
                 return dataset_input.dataset.digest
         return None
 

@@ -73,7 +73,46 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
+# A tracking server that does not answer must fail a stage in seconds, not after MLflow's default 7 retries with
+# exponential backoff (about 4 minutes): a probe first, then few, short retries for the requests that follow.
+PROBE_SECONDS = 5.0
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+class TrackingUnreachable(RuntimeError):
+    """The tracking server did not answer; the message names the URI and what to check."""
+
+
+def unreachable(uri: str, reason: str) -> TrackingUnreachable:
+    return TrackingUnreachable(
+        f"MLflow tracking server {uri} does not answer ({reason}): check that it runs and that MLFLOW_TRACKING_URI "
+        f"is right (unset, the pipeline uses {repo_root() / 'mlflow.db'})")
+
+
+def probe(uri: str, timeout: float = PROBE_SECONDS) -> None:
+    """GET <uri>/health once, with a short timeout; TrackingUnreachable unless it answers. Local stores pass."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as answer:
+            answer.read(64)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise unreachable(uri, f"HTTP {exc.code} from /health") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise unreachable(uri, str(reason) if str(reason) else type(reason).__name__) from None
+
+
 def configure() -> None:
+    """Point MLflow at the tracking URI with bounded retries, after one probe of a tracking server."""
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    probe(tracking_uri())
     mlflow.set_tracking_uri(tracking_uri())
 
 

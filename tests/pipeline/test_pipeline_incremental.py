@@ -46,8 +46,9 @@ def test_one_candidate_param_reruns_only_that_candidate(repo: PipelineRepo) -> N
 
     result = repo.repro()
 
-    # the gate re-checks (the runner-up may have changed); what follows it runs only if a served model changed
-    expected = {"train@housing-tree", "evaluate@housing", "promote@housing"}
+    # check-params reads the whole file (its output stays the same bytes); the gate re-checks (the runner-up may
+    # have changed); what follows it runs only if a served model changed
+    expected = {"check-params", "train@housing-tree", "evaluate@housing", "promote@housing"}
     if repo.json("models/housing/served/served.json") != served_before:
         expected |= {"profile@housing", "compile@housing", "explain@housing", "package@housing"}
     assert ran_stages(result.output) == expected
@@ -67,6 +68,7 @@ def test_evaluate_refills_an_empty_mlflow_store(repo: PipelineRepo) -> None:
     server) gets every candidate's run the next time evaluate runs, the gate's verdict the next time it runs and
     the champion alias at the next `make release`, with no retraining."""
     (repo.path / "mlflow.db").unlink()
+    (repo.path / "models/iris/released.json").unlink()  # a fresh clone: nothing released on this machine
     assert ran_stages(repo.repro("-f", "-s", "evaluate@iris").output) == {"evaluate@iris"}
     runs = _runs_by_candidate(repo, "iris")
     assert set(runs) == set(candidates(repo.params(), "iris"))

@@ -33,6 +33,7 @@ def weak(params: dict) -> dict:
                                           "hyperparams": {"max_depth": 1}}
     out["candidates"]["housing-shallow"] = {"task": "housing", "estimator": "decision_tree_regressor",
                                             "hyperparams": {"max_depth": 2}}
+    out["housing"]["promotion"]["floor"] = 0.0  # weak on purpose: the floor is test_guardrails.py's
     return out
 
 
@@ -74,7 +75,8 @@ def store(repo: PipelineRepo, *args: str) -> dict:
 
 
 def test_gate_decides_release_promotes_and_rollback_restores(repo: PipelineRepo, tmp_path: Path) -> None:
-    (repo.path / "mlflow.db").unlink()  # an empty registry: a fresh clone
+    (repo.path / "mlflow.db").unlink()  # an empty registry: a fresh clone, where nothing was released
+    (repo.path / "models/housing/released.json").unlink()
     client = MlflowClient(tracking_uri=f"sqlite:///{repo.path / 'mlflow.db'}")
     full = repo.params()
 
@@ -82,7 +84,7 @@ def test_gate_decides_release_promotes_and_rollback_restores(repo: PipelineRepo,
     output = gate(repo)
     promotion = repo.json("metrics/promotion/housing.json")
     assert promotion["verdict"] == "would promote" and promotion["incumbent"] is None
-    assert "promote housing: would promote: no model holds the champion alias yet" in output
+    assert "promote housing: would promote: no model holds the champion alias yet (test r2" in output
     roles = (promotion["champion"]["candidate"], promotion["challenger"]["candidate"])
     assert roles == ("housing-shallow", "housing-stump")
     assert aliases(client) == {} and not client.search_model_versions()  # the gate itself moves and registers nothing

@@ -40,7 +40,7 @@ def test_the_venvs_dvc_runs_the_stages_without_the_venv_on_path(tmp_path: Path, 
     path = f"{impostors(tmp_path / 'impostors')}:/usr/bin:/bin"
     result = repo.run(str(VENV_BIN / "dvc"), "repro", "preprocess@iris", env={"PATH": path, "SHELL": shell})
     assert result.returncode == 0, result.output[-3000:]
-    assert ran_stages(result.output) == {"fetch@iris", "preprocess@iris"}
+    assert ran_stages(result.output) == {"check-params", "fetch@iris", "preprocess@iris"}
     assert (repo.path / "data/prepared/iris/train.csv").is_file()
 
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.support.data_factory import housing_frame
-from tests.support.dvc_repo import PipelineRepo, venv_env
+from tests.support.dvc_repo import PipelineRepo, ran_stages, venv_env
 
 
 def _processes(dvc: psutil.Process, marker: str) -> list[psutil.Process]:
@@ -55,6 +55,9 @@ def test_kill_9_of_dvc_repro_takes_the_stage_and_its_workers_with_it(repo: Pipel
             dvc.kill()
     repo.git("checkout", "--", "params.yaml")
     repo.run("dvc", "checkout", check=True)  # DVC removed the stage's output before running it: restore it
+    # check-params had validated the edited params.yaml before the kill: re-checking the restored file takes its
+    # lock entry back from the run-cache, without running anything
+    assert "check-params" not in ran_stages(repo.repro("check-params").output)
     status = repo.run("dvc", "status", check=True)
     assert "up to date" in status.stdout, status.output
     leftovers = [p for p in (repo.path / "models/housing/candidates").iterdir() if p.name.startswith(".")]

@@ -210,7 +210,7 @@ def test_the_stage_and_the_service_explain_a_wide_task_alike(wide, monkeypatch: 
 
     records = [dict(zip(schema.feature_names, column_values, strict=True))
                for column_values in zip(*decode(schema, background).values(), strict=True)]
-    document = background_document("wide", 42, records, settings)
+    document = background_document("wide", 42, records, settings, "0" * 32)
     assert document["explainer"] == {"max_exact_fields": 12, "samples": 32, "seed": 3}
 
     monkeypatch.setitem(served.__dict__, "SCHEMAS", {"wide": schema})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.promote import Scored, decide
+from stages.promote import Scored, Unseen, decide, perfect_cv
 from stages.rollback import further_back
 
 CHAMPION = Scored("hgb", "a" * 32, 0.80)
@@ -55,12 +55,34 @@ def test_a_negative_tolerance_is_refused() -> None:
         decide(Scored("forest", "b" * 32, 0.9), CHAMPION, "r2", -0.1)
 
 
-def test_an_incumbent_evaluated_on_another_split_is_not_compared() -> None:
-    """New raw data or split params: the incumbent may have trained on today's test rows, so its (flattering)
-    score there decides nothing; the newcomer, chosen by CV, is promoted even though it scores lower."""
-    decision = decide(Scored("forest", "b" * 32, 0.50), CHAMPION, "r2", 0.01, comparable=False)
-    assert decision.verdict == "would promote" and "another test split" in decision.reason
+def test_an_incumbent_evaluated_on_another_split_is_compared_on_rows_neither_trained_on() -> None:
+    """New raw data or split params: the incumbent may have trained on today's test rows, so its score there
+    decides nothing; both are compared on the rows neither trained on, and without them the incumbent stays."""
+    newcomer = Scored("forest", "b" * 32, 0.50)
+    fair = decide(newcomer, CHAMPION, "r2", 0.01, comparable=False, unseen=Unseen(120, 0.82, 0.79))
+    assert fair.verdict == "would promote" and "on the 120 test rows neither trained on, r2 0.8200" in fair.reason
+    worse = decide(newcomer, CHAMPION, "r2", 0.01, comparable=False, unseen=Unseen(120, 0.70, 0.79))
+    assert worse.verdict == "would keep" and "worse by 0.0900" in worse.reason
+    blind = decide(newcomer, CHAMPION, "r2", 0.01, comparable=False, no_comparison="its training split is gone")
+    assert blind.verdict == "would keep" and blind.reason.endswith("no fair comparison exists: its training split "
+                                                                   "is gone")
     assert decide(Scored("hgb", "a" * 32, 0.80), CHAMPION, "r2", 0.01, comparable=False).verdict == "would keep"
+
+
+def test_every_promotion_needs_the_floor_the_first_one_included() -> None:
+    first = decide(Scored("stump", "b" * 32, 0.40), None, "r2", 0.01, floor=0.7)
+    assert first.verdict == "refused" and "scores test r2 0.4000, below the floor 0.7" in first.reason
+    kept = decide(Scored("stump", "b" * 32, 0.40), Scored("hgb", "a" * 32, 0.30), "r2", 0.01, floor=0.7)
+    assert kept.verdict == "would keep" and "below the floor 0.7" in kept.reason
+    assert decide(Scored("hgb", "b" * 32, 0.80), None, "r2", 0.01, floor=0.7).verdict == "would promote"
+    assert decide(Scored("hgb", "b" * 32, 60_000.0), None, "rmse", 0.0, floor=50_000).verdict == "refused"
+
+
+def test_a_perfect_cross_validation_with_no_spread_is_suspicious() -> None:
+    assert perfect_cv({"r2": {"mean": 1.0, "std": 0.0}}, "r2")
+    assert perfect_cv({"rmse": {"mean": 0.0, "std": 0.0}}, "rmse")
+    assert not perfect_cv({"r2": {"mean": 1.0, "std": 0.001}}, "r2")
+    assert not perfect_cv({"r2": {"mean": 0.88, "std": 0.0}}, "r2")
 
 
 @pytest.mark.parametrize(("restored", "rolled_back", "tags", "expected"), [
