@@ -1,0 +1,148 @@
+"""The candidates' folds and search trials on a real Dask cluster give a local run's bytes.
+
+A scheduler and two single-threaded workers run on loopback from the project's virtualenv, as docs/cluster.md
+starts them. The same small pipeline is reproduced (through evaluate) twice in real DVC repositories, at once, once with
+DASK_SCHEDULER_ADDRESS pointing at the scheduler: dvc.lock, every metrics file and every model file must be the
+same bytes, the scheduler's task stream must show the fits on the workers, and each train stage must have sent
+its training data to the workers once. Unset, a stage never imports `distributed`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stages.fits import ADDRESS, CPU_PINS
+from tests.support import PROJECT_ROOT
+from tests.support.dvc_repo import PipelineRepo, ran_stages
+
+VENV_BIN = Path(sys.executable).parent
+WORKERS = 2
+# Every stage that fits runs before evaluate, and evaluate writes the metrics: later stages only read them.
+THROUGH = ("evaluate",)
+FIT_TASK = "_fit_and_score"  # scikit-learn's one CV fit; joblib's Dask backend names each task after its function
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def worker_env() -> dict[str, str]:
+    """What docs/cluster.md gives a worker: the repository's `domain` importable, the stages' CPU-dispatch pins
+    (the thread variables are set to 1 by Dask's nanny itself)."""
+    import stages  # noqa: F401  (sets the pins in this process, as in every stage)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "DASK_"))}
+    env.update({name: os.environ[name] for name in CPU_PINS if name in os.environ})
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`dask scheduler` and two `dask worker --nthreads 1` processes; every one stopped afterwards."""
+    from distributed import Client
+
+    workdir = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    common = {"cwd": workdir, "env": worker_env(), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [subprocess.Popen([str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1",
+                                   "--port", address.rsplit(":", 1)[1], "--no-dashboard"], **common)]
+    try:
+        for i in range(WORKERS):
+            processes.append(subprocess.Popen(
+                [str(VENV_BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
+                 "--host", "127.0.0.1", "--name", f"worker-{i}", "--local-directory", str(workdir)], **common))
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(WORKERS, timeout=60)
+            client.get_task_stream()  # the scheduler records a task stream from now on
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def outputs(repo: PipelineRepo) -> dict[str, bytes]:
+    """dvc.lock, metrics/ and models/ as bytes (less the git-ignored MLflow run ids, which differ per machine)."""
+    models = sorted(path for path in (repo.path / "models").rglob("*") if path.name != "mlflow.json")
+    files = [repo.path / "dvc.lock", *sorted((repo.path / "metrics").rglob("*")), *models]
+    return {str(path.relative_to(repo.path)): path.read_bytes() for path in files if path.is_file()}
+
+
+def cluster_record(address: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The scheduler's task stream, and the keys each worker received by scatter."""
+    from distributed import Client
+
+    def scattered(dask_worker: Any) -> list[str]:
+        return [str(event[0]) for event in dask_worker.state.log if "receive-from-scatter" in event]
+
+    with Client(address, timeout=30) as client:
+        return client.get_task_stream(), client.run(scattered)
+
+
+def test_a_cluster_run_gives_the_local_runs_bytes(cluster: str, small_housing_csv: Path, tmp_path: Path) -> None:
+    local, remote = (PipelineRepo.create(tmp_path / name / "repo", small_housing_csv,
+                                         bentoml_home=tmp_path / name / "bentoml-home")
+                     for name in ("local", "cluster"))
+    started = time.time()
+    on_cluster = subprocess.Popen(["dvc", "repro", *THROUGH], cwd=remote.path, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, env=remote_env(remote, cluster))
+    local_output = local.repro(*THROUGH).output
+    cluster_output, _ = on_cluster.communicate(timeout=600)
+    assert on_cluster.returncode == 0, cluster_output[-4000:]
+    assert ran_stages(cluster_output) == ran_stages(local_output)
+
+    mine, theirs = outputs(local), outputs(remote)
+    assert sorted(mine) == sorted(theirs)
+    differing = [name for name in mine if mine[name] != theirs[name]]
+    assert not differing, f"a cluster run wrote other bytes: {differing}"
+
+    stream, scattered = cluster_record(cluster)
+    fits = [task for task in stream if FIT_TASK in task["key"] and task["startstops"][0]["start"] >= started]
+    train_stages = [stage for stage in ran_stages(cluster_output) if stage.startswith("train@")]
+    folds = local.params()["cv"]["folds"]
+    assert len(fits) >= folds * len(train_stages), f"{len(fits)} fits on the cluster"
+    assert len({task["worker"] for task in fits}) == WORKERS, "the fits did not spread over both workers"
+    for worker, keys in scattered.items():  # X (a DataFrame) once per train stage, not once per fit
+        frames = [key for key in keys if key.startswith("DataFrame-")]
+        assert 0 < len(frames) <= len(train_stages), f"{worker} received the training data {len(frames)} times"
+
+
+def remote_env(repo: PipelineRepo, address: str) -> dict[str, str]:
+    from tests.support.dvc_repo import venv_env
+
+    env = venv_env(HOUSING_CSV=str(repo.housing_csv), BENTOML_HOME=str(repo.bentoml_home))
+    env[ADDRESS] = address
+    return env
+
+
+def test_unset_the_stage_never_imports_distributed(tmp_path: Path, small_housing_csv: Path) -> None:
+    """A searched candidate whose folds run in processes (the widest local path): no `distributed`, no `dask`."""
+    repo = PipelineRepo.create(tmp_path / "repo", small_housing_csv, bentoml_home=tmp_path / "bentoml-home")
+    repo.repro("preprocess@housing")
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['stages.train', 'housing', 'housing-hgb']\n"
+             "runpy.run_module('stages.train', run_name='__main__')\n"
+             "print(sorted(name for name in sys.modules if name.split('.')[0] in ('distributed', 'dask')))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "DASK_"))}
+    env["PYTHONPATH"] = str(repo.path)
+    result = subprocess.run([sys.executable, "-c", probe], cwd=repo.path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
