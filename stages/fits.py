@@ -90,7 +90,8 @@ def _cluster_errors(address: str) -> Iterator[None]:
     try:
         yield
     except KilledWorker as exc:
-        raise SystemExit(f"{ADDRESS}={address}: workers died running a fit ({exc}); nothing was written") from None
+        raise SystemExit(f"{ADDRESS}={address}: {exc.allowed_failures + 1} workers died running fit {exc.task} "
+                         f"(the last: {exc.last_worker.address}); nothing was written") from None
     except OSError as exc:  # CommClosedError: the scheduler went away
         raise SystemExit(f"{ADDRESS}={address}: lost the Dask scheduler ({exc}); nothing was written") from None
 

@@ -22,12 +22,15 @@ import pytest
 
 from stages.fits import ADDRESS, CPU_PINS
 from tests.support import PROJECT_ROOT
-from tests.support.dvc_repo import PipelineRepo, ran_stages
+from tests.support.dvc_repo import PipelineRepo, project_fast_params, ran_stages
 
 VENV_BIN = Path(sys.executable).parent
 WORKERS = 2
 # Every stage that fits runs before evaluate, and evaluate writes the metrics: later stages only read them.
 THROUGH = ("evaluate",)
+# One candidate per way its folds run locally: threads (forest: nested joblib too), processes and a search (hgb),
+# a search in threads (logreg); and a second one for iris to choose from.
+CANDIDATES = ("housing-forest", "housing-hgb", "iris-logreg", "iris-lda")
 FIT_TASK = "_fit_and_score"  # scikit-learn's one CV fit; joblib's Dask backend names each task after its function
 
 
@@ -96,9 +99,15 @@ def cluster_record(address: str) -> tuple[list[dict[str, Any]], dict[str, list[s
         return client.get_task_stream(), client.run(scattered)
 
 
-def test_a_cluster_run_gives_the_local_runs_bytes(cluster: str, small_housing_csv: Path, tmp_path: Path) -> None:
-    local, remote = (PipelineRepo.create(tmp_path / name / "repo", small_housing_csv,
-                                         bentoml_home=tmp_path / name / "bentoml-home")
+@pytest.fixture(scope="module")
+def runs(cluster: str, small_housing_csv: Path, tmp_path_factory: pytest.TempPathFactory
+         ) -> tuple[PipelineRepo, PipelineRepo, str, float]:
+    """The same pipeline reproduced locally and on the cluster, at once: (local, cluster, its output, start)."""
+    root = tmp_path_factory.mktemp("runs")
+    params = project_fast_params()
+    params["candidates"] = {name: spec for name, spec in params["candidates"].items() if name in CANDIDATES}
+    local, remote = (PipelineRepo.create(root / name / "repo", small_housing_csv, params=params,
+                                         bentoml_home=root / name / "bentoml-home")
                      for name in ("local", "cluster"))
     started = time.time()
     on_cluster = subprocess.Popen(["dvc", "repro", *THROUGH], cwd=remote.path, text=True, stdout=subprocess.PIPE,
@@ -107,7 +116,12 @@ def test_a_cluster_run_gives_the_local_runs_bytes(cluster: str, small_housing_cs
     cluster_output, _ = on_cluster.communicate(timeout=600)
     assert on_cluster.returncode == 0, cluster_output[-4000:]
     assert ran_stages(cluster_output) == ran_stages(local_output)
+    return local, remote, cluster_output, started
 
+
+def test_a_cluster_run_gives_the_local_runs_bytes(runs: tuple[PipelineRepo, PipelineRepo, str, float],
+                                                  cluster: str) -> None:
+    local, remote, cluster_output, started = runs
     mine, theirs = outputs(local), outputs(remote)
     assert sorted(mine) == sorted(theirs)
     differing = [name for name in mine if mine[name] != theirs[name]]
@@ -116,6 +130,7 @@ def test_a_cluster_run_gives_the_local_runs_bytes(cluster: str, small_housing_cs
     stream, scattered = cluster_record(cluster)
     fits = [task for task in stream if FIT_TASK in task["key"] and task["startstops"][0]["start"] >= started]
     train_stages = [stage for stage in ran_stages(cluster_output) if stage.startswith("train@")]
+    assert len(train_stages) == len(CANDIDATES)
     folds = local.params()["cv"]["folds"]
     assert len(fits) >= folds * len(train_stages), f"{len(fits)} fits on the cluster"
     assert len({task["worker"] for task in fits}) == WORKERS, "the fits did not spread over both workers"
@@ -132,10 +147,9 @@ def remote_env(repo: PipelineRepo, address: str) -> dict[str, str]:
     return env
 
 
-def test_unset_the_stage_never_imports_distributed(tmp_path: Path, small_housing_csv: Path) -> None:
+def test_unset_the_stage_never_imports_distributed(runs: tuple[PipelineRepo, PipelineRepo, str, float]) -> None:
     """A searched candidate whose folds run in processes (the widest local path): no `distributed`, no `dask`."""
-    repo = PipelineRepo.create(tmp_path / "repo", small_housing_csv, bentoml_home=tmp_path / "bentoml-home")
-    repo.repro("preprocess@housing")
+    repo = runs[0]
     probe = ("import runpy, sys\n"
              "sys.argv = ['stages.train', 'housing', 'housing-hgb']\n"
              "runpy.run_module('stages.train', run_name='__main__')\n"
