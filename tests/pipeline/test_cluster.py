@@ -10,7 +10,6 @@ its training data to the workers once. Unset, a stage never imports `distributed
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from stages.fits import ADDRESS, CPU_PINS
+from scripts.dask_cluster import local_cluster
+from stages.fits import ADDRESS
 from tests.support import PROJECT_ROOT
 from tests.support.dvc_repo import PipelineRepo, project_fast_params, ran_stages
 
-VENV_BIN = Path(sys.executable).parent
 WORKERS = 2
 # Every stage that fits runs before evaluate, and evaluate writes the metrics: later stages only read them.
 THROUGH = ("evaluate",)
@@ -34,19 +33,12 @@ CANDIDATES = ("housing-forest", "housing-hgb", "iris-logreg", "iris-lda")
 FIT_TASK = "_fit_and_score"  # scikit-learn's one CV fit; joblib's Dask backend names each task after its function
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def worker_env() -> dict[str, str]:
     """What docs/cluster.md gives a worker: the repository's `domain` importable, the stages' CPU-dispatch pins
     (the thread variables are set to 1 by Dask's nanny itself)."""
     import stages  # noqa: F401  (sets the pins in this process, as in every stage)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "DASK_"))}
-    env.update({name: os.environ[name] for name in CPU_PINS if name in os.environ})
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     return env
 
@@ -54,31 +46,8 @@ def worker_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`dask scheduler` and two `dask worker --nthreads 1` processes; every one stopped afterwards."""
-    from distributed import Client
-
-    workdir = tmp_path_factory.mktemp("dask")
-    address = f"tcp://127.0.0.1:{free_port()}"
-    common = {"cwd": workdir, "env": worker_env(), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    processes = [subprocess.Popen([str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1",
-                                   "--port", address.rsplit(":", 1)[1], "--no-dashboard"], **common)]
-    try:
-        for i in range(WORKERS):
-            processes.append(subprocess.Popen(
-                [str(VENV_BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-                 "--host", "127.0.0.1", "--name", f"worker-{i}", "--local-directory", str(workdir)], **common))
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(WORKERS, timeout=60)
-            client.get_task_stream()  # the scheduler records a task stream from now on
+    with local_cluster(WORKERS, tmp_path_factory.mktemp("dask"), worker_env()) as address:
         yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def outputs(repo: PipelineRepo) -> dict[str, bytes]:
