@@ -72,7 +72,8 @@ def declare_source(work: Path, csv: Path) -> None:
     text = declaration.read_text()
     declaration.write_text(text.replace(yaml.safe_load(text)["source"]["md5"], md5sum(csv)))
     env = dvc_env(None, None)
-    subprocess.run(["git", "commit", "-qam", "generated data"], cwd=work, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-am", "generated data"], cwd=work, env=env, check=True,
+                   capture_output=True)
 
 
 def worker_env(code_root: Path) -> dict[str, str]:
