@@ -73,7 +73,10 @@ def scratch_copy(code_root: Path, dest: Path, revision: str | None = None) -> Pa
 
 
 class _TreeSampler(threading.Thread):
-    """Samples the RSS of a process's descendants (the running stage) every 0.1 s."""
+    """Samples the RSS and CPU time of a process's descendants (the running stage) every 0.1 s.
+
+    A descendant's CPU time (its own and its reaped children's) counts for the stage running when it was first
+    seen; what it spends in its last 0.1 s is missed."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -81,6 +84,7 @@ class _TreeSampler(threading.Thread):
         self.stage = "(dvc start)"
         self.peak_mb: dict[str, float] = {}
         self.dvc_peak_mb = 0.0
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (stage, CPU seconds last seen)
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -91,10 +95,16 @@ class _TreeSampler(threading.Thread):
                 for child in self.root.children(recursive=True):
                     with contextlib.suppress(psutil.Error):
                         total += child.memory_info().rss / 2**20
+                        times = child.cpu_times()
+                        seen = times.user + times.system + times.children_user + times.children_system
+                        self.cpu[child.pid] = (self.cpu.get(child.pid, (self.stage, 0.0))[0], seen)
                 self.peak_mb[self.stage] = max(self.peak_mb.get(self.stage, 0.0), total)
             except psutil.Error:
                 return
             self.stopped.wait(0.1)
+
+    def cpu_s(self, stage: str) -> float:
+        return sum(seconds for name, seconds in self.cpu.values() if name == stage)
 
 
 def _children_cpu_s() -> float:
@@ -142,7 +152,7 @@ def timed_repro(work: Path, env: dict[str, str], args: list[str] | None = None) 
     stages = []
     for i, (stage, at) in enumerate(marks):
         end = marks[i + 1][1] if i + 1 < len(marks) else wall
-        stages.append({"stage": stage, "seconds": round(end - at, 2),
+        stages.append({"stage": stage, "seconds": round(end - at, 2), "cpu_s": round(sampler.cpu_s(stage), 2),
                        "peak_rss_mb": round(sampler.peak_mb.get(stage, 0.0), 1)})
     return {"command": " ".join(["dvc", "repro", *(args or [])]), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "load_average_before": round(load_before, 2),

@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
 from domain.schema import SCHEMAS, Kind
-from stages.lifetime import fold_parallelism
+from stages.fits import fold_parallelism
 
 REGRESSION_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
 CLASSIFICATION_SCORING = {"accuracy": "accuracy", "f1_macro": "f1_macro"}
@@ -115,10 +115,11 @@ def cross_validation(
     """K-fold CV on the training split: mean and std of each metric (`cv_plan`, `summarise_folds`).
 
     Regression: r2, rmse, mae. Classification: accuracy, f1_macro, and per-class precision and recall.
-    `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend.
+    `n_jobs` folds run at once, in processes ("loky") or threads ("threading"): candidates.fold_backend; or on a
+    Dask cluster (stages/fits.py).
     """
     splitter, scoring = cv_plan(task, y, folds, seed)
-    with fold_parallelism(backend):
+    with fold_parallelism(backend, (X, y)):
         result = cross_validate(single_threaded(clone(model)), X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
     return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
 

@@ -36,7 +36,7 @@ from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
-from stages.lifetime import fold_parallelism
+from stages.fits import fold_parallelism
 from stages.scoring import cross_validation, cv_plan, flat_scores, single_threaded, summarise_folds
 
 
@@ -138,7 +138,7 @@ def tune(
     # refit=False: rank without fitting the winner here (the train stage fits it).
     grid = GridSearchCV(Pipeline([("candidate", pipelines[0])]), [{"candidate": [p]} for p in pipelines],
                         scoring=scoring, refit=False, cv=splitter, n_jobs=cv.get("n_jobs", 1))
-    with fold_parallelism(fold_backend(spec)):
+    with fold_parallelism(fold_backend(spec), (X, y)):
         grid.fit(X, y)
     results = grid.cv_results_
     folds = splitter.get_n_splits()
