@@ -22,7 +22,8 @@ def real_repo(tmp_path_factory: pytest.TempPathFactory, real_housing_csv: Path) 
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     root = tmp_path_factory.mktemp("real")
     repo = PipelineRepo.create(root / "repo", real_housing_csv, params=params, bentoml_home=root / "bentoml-home")
-    repo.first_repro_output = repo.repro().output  # type: ignore[attr-defined]
+    # the whole real pipeline: about 4 min on a quiet 2-core machine, far more on a shared, loaded one
+    repo.first_repro_output = repo.repro(timeout=1800).output  # type: ignore[attr-defined]
     return repo
 
 
