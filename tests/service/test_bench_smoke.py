@@ -75,7 +75,8 @@ def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: Pipelin
     # gate runs too, and on the revert `package@housing` runs again (its output is git-tracked, not cached)
     served = {repo.json("models/housing/served/served.json")[role]["candidate"] for role in ("champion", "challenger")}
     downstream = {"profile@housing", "compile@housing", "explain@housing"} if "housing-tree" in served else set()
-    one_candidate = {"train@housing-tree", "evaluate@housing", "promote@housing", *downstream,
+    # check-params reads the whole params file: it reruns on any edit, with the same output (nothing else follows)
+    one_candidate = {"check-params", "train@housing-tree", "evaluate@housing", "promote@housing", *downstream,
                      *(["package@housing"] if downstream else [])}
     assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == one_candidate
     revert = (3 + len(downstream), ["package@housing"] if downstream else [])
