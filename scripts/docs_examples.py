@@ -89,8 +89,8 @@ def run(example: Example, url: str) -> str:
     script = "set -euo pipefail\n" + example.commands.replace(DOCUMENTED_URL, url.rstrip("/"))
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
-        raise RuntimeError(f"{example.path}: an example exited {result.returncode}: {result.stderr.strip()}\n"
-                           f"{example.commands}")
+        raise SystemExit(f"docs_examples: {example.path}: an example exited {result.returncode}: "
+                         f"{result.stderr.strip()}\n{example.commands}")
     for answer in result.stdout.strip().splitlines():
         json.loads(answer)  # every printed line is one JSON answer: curl needs `-w '\n'` when a block has two
     return shown(result.stdout)

@@ -59,7 +59,8 @@ def test_make_demo_feeds_report_and_monitor(repo: PipelineRepo, server: LiveServ
     assert all(sent[field] == split[field].iloc[0] for field in sent if isinstance(sent[field], float))
 
     report = repo.make("-o", "install", "report", env=log_env)
-    assert f"{count}" in report.stdout, report.stdout[-2000:]
+    for task in tasks:  # every request answered: no errors in the report either
+        assert f"{task}: {count} requests, {count} predictions, error rate 0.00%" in report.stdout, report.stdout
     monitor = repo.make("-o", "install", "monitor", f"TASK={tasks[0]}", "SINCE=1h",
                         f"MONITOR_OUT={repo.path / 'reports'}", check=False, env=log_env)
     assert monitor.returncode in (0, 1, 4), monitor.output[-3000:]  # a verdict, not "not enough predictions"
