@@ -16,8 +16,8 @@ Writes models/<task>/explain_background.json (packaged with the model) and metri
   the predictor the service serves (the compiled graph where there is one), so the chart and the service's answers
   are the same numbers. Written as plot data (metrics/plots/importance/<task>.csv, drawn by `dvc plots show`) and
   logged as an artifact of the champion's MLflow run (models/<task>/mlflow.json names it; skipped with a note when
-  evaluate did not run on this machine). tests/pipeline/test_explain_stage.py checks exact values against shap's
-  exact explainer.
+  evaluate did not run on this machine, or logged its runs to another store). tests/pipeline/test_explain_stage.py
+  checks exact values against shap's exact explainer.
 
 Deterministic: the same model and rows give the same numbers (single-threaded predictions, fixed seeds),
 rounded to 6 significant digits in the CSV.
@@ -145,11 +145,21 @@ def log_to_mlflow(task: str, plot: Path) -> str:
     if not run_id:
         return f"not logged to MLflow: {info} names no champion run (evaluate did not run here)"
     import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-    from stages.tracking import configure
+    from stages.tracking import configure, tracking_uri
 
     configure()
-    mlflow.MlflowClient().log_artifact(run_id, str(plot), artifact_path="explain")
+    client = mlflow.MlflowClient()
+    try:
+        client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        return (f"not logged to MLflow: run {run_id} ({info}) is not in the store at {tracking_uri()} (another "
+                f"store since evaluate ran; `dvc repro -f -s evaluate@{task} explain@{task}` logs them there)")
+    client.log_artifact(run_id, str(plot), artifact_path="explain")
     return f"logged to MLflow run {run_id} (artifact explain/{plot.name})"
 
 

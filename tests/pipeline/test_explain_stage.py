@@ -101,3 +101,15 @@ def test_the_background_travels_with_the_bento_model(built_repo: PipelineRepo) -
     tag = built_repo.json("models/housing/bento_tags.json")["champion"]
     model = bentoml.models.get(tag)
     assert model.custom_objects["explain_background"] == built_repo.json("models/housing/explain_background.json")
+
+
+def test_a_replaced_tracking_store_is_a_note_not_a_traceback(repo: PipelineRepo) -> None:
+    """The MLflow store was replaced since evaluate ran (mlflow.db deleted): models/<task>/mlflow.json names a run
+    the new store lacks. Stage explain still writes its outputs and says why the artifact was not logged."""
+    (repo.path / "mlflow.db").unlink()
+    result = repo.repro("-f", "-s", "explain@iris")
+    assert "Traceback" not in result.output, result.output[-3000:]
+    run_id = repo.json("models/iris/mlflow.json")["champion_run_id"]
+    assert f"explain iris: not logged to MLflow: run {run_id}" in result.output
+    assert "is not in the store at sqlite:///" in result.output and "dvc repro -f -s evaluate@iris" in result.output
+    assert repo.run("dvc", "status", "explain@iris", check=True).stdout.strip().endswith("up to date.")
