@@ -79,7 +79,8 @@ def test_bench_pipeline_smoke_measures_full_incremental_and_revert(repo: Pipelin
     one_candidate = {"check-params", "train@housing-tree", "evaluate@housing", "promote@housing", *downstream,
                      *(["package@housing"] if downstream else [])}
     assert {s["stage"] for s in pipeline["one_candidate"]["stages"]} == one_candidate
-    revert = (3 + len(downstream), ["package@housing"] if downstream else [])
+    # reverting restores check-params too (same params bytes as before): one more stage from the run cache
+    revert = (4 + len(downstream), ["package@housing"] if downstream else [])
     assert (pipeline["revert"]["cached_stages"], [s["stage"] for s in pipeline["revert"]["stages"]]) == revert
     assert len(pipeline["reference_fit_s"]) == 2 and min(pipeline["reference_fit_s"]) > 0
     peer = pipeline["peer"]
