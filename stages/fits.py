@@ -11,15 +11,18 @@ one native thread per pool, the CPU-dispatch pins of stages/__init__.py, the sam
 `domain` code (the model classes a fit runs). The stage checks that before its first fit and stops with one line
 naming what differs. A worker lost mid-fit: the scheduler re-runs its fits on another one (Dask's
 `distributed.scheduler.allowed-failures`); past that the stage stops with one line, having written nothing.
+When the lost worker held data that exists nowhere else, the fits that needed it cannot be re-run by the
+scheduler, so `retried` runs the whole search or CV again: the same seeds give the same scores.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from stages.lifetime import THREAD_VARIABLES
 from stages.lifetime import fold_parallelism as local_parallelism
@@ -27,9 +30,11 @@ from stages.lifetime import fold_parallelism as local_parallelism
 ADDRESS = "DASK_SCHEDULER_ADDRESS"
 CPU_PINS = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")  # stages/__init__.py
 CONNECT_SECONDS = 30
+RUNS = 3  # a search or CV whose data went with a dead worker: at most this many runs in all
 DOCS = "docs/cluster.md"
-# One joblib backend per stage's training data: it scatters the data when it is made (id -> (data, backend)).
-_BACKENDS: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+# The training data whose cluster context is open (ids of X, y): a nested call reuses its scatter.
+_SCATTERED: list[tuple[int, ...]] = []
+Result = TypeVar("Result")
 
 
 def cluster_address() -> str | None:
@@ -40,26 +45,51 @@ def cluster_address() -> str | None:
 @contextlib.contextmanager
 def fold_parallelism(backend: str, data: Sequence[Any]) -> Iterator[None]:
     """Run the joblib calls inside (scikit-learn's CV folds and search trials over `data`, the training X and y)
-    in the stage's `backend` ("threading" or "loky"), or on the Dask cluster when one is set."""
+    in the stage's `backend` ("threading" or "loky"), or on the Dask cluster when one is set.
+
+    On the cluster, `data` is scattered to every worker when the outermost context for it opens; a context
+    nested inside it for the same objects (a search's follow-up CV) runs in the open one instead of scattering
+    again."""
     address = cluster_address()
     if address is None:
         with local_parallelism(backend):
             yield
         return
+    key = tuple(id(part) for part in data)
+    if key in _SCATTERED:
+        yield
+        return
     from joblib import parallel_config
 
-    with _cluster_errors(address), parallel_config(backend=_dask_backend(address, tuple(data))):
-        yield
+    _SCATTERED.append(key)
+    try:
+        with _cluster_errors(address), parallel_config(backend="dask", client=_client(address), scatter=list(data)):
+            yield
+    finally:
+        _SCATTERED.remove(key)
 
 
-def _dask_backend(address: str, data: tuple[Any, ...]) -> Any:
-    key = tuple(id(part) for part in data)
-    if key not in _BACKENDS:
-        # joblib's own class for backend="dask", made once so that its scatter happens once per stage
-        from joblib._dask import DaskDistributedBackend
+def retried(call: Callable[[], Result]) -> Result:
+    """`call()`, a scikit-learn search or CV inside `fold_parallelism`; on a cluster, run again from the start
+    when a worker died holding data its fits need.
 
-        _BACKENDS[key] = (data, DaskDistributedBackend(client=_client(address), scatter=list(data)))
-    return _BACKENDS[key][1]
+    joblib's Dask backend sends each fit's own arguments over 1 kB (a fold's row indices) to one worker only;
+    data that exists on one worker is lost with it and the scheduler cancels the fits that need it instead of
+    re-running them (dask/distributed#3149). The broadcast training data survives on the other workers."""
+    if cluster_address() is None:
+        return call()
+    from distributed.client import FutureCancelledError
+
+    for run in range(1, RUNS + 1):
+        try:
+            return call()
+        except FutureCancelledError as exc:
+            if run == RUNS:
+                raise SystemExit(f"{ADDRESS}={cluster_address()}: workers died holding these fits' data {RUNS} "
+                                 f"times (the last: {exc.key}); nothing was written") from None
+            print(f"{ADDRESS}={cluster_address()}: a worker died holding data of these fits; running them again "
+                  f"({run + 1} of {RUNS})", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
 
 
 @cache
@@ -90,8 +120,9 @@ def _cluster_errors(address: str) -> Iterator[None]:
     try:
         yield
     except KilledWorker as exc:
-        raise SystemExit(f"{ADDRESS}={address}: {exc.allowed_failures + 1} workers died running fit {exc.task} "
-                         f"(the last: {exc.last_worker.address}); nothing was written") from None
+        deaths = exc.allowed_failures + 1
+        raise SystemExit(f"{ADDRESS}={address}: {deaths} worker{'s' if deaths > 1 else ''} died running fit "
+                         f"{exc.task} (the last: {exc.last_worker.address}); nothing was written") from None
     except OSError as exc:  # CommClosedError: the scheduler went away
         raise SystemExit(f"{ADDRESS}={address}: lost the Dask scheduler ({exc}); nothing was written") from None
 

@@ -290,14 +290,14 @@ def promote(task: str, params: dict[str, Any]) -> dict[str, Any]:
 def write_outputs(task: str, metric: str, tolerance: float, floor: float, decision: Decision,
                   newcomer: dict[str, Any], incumbent: dict[str, Any] | None, served: dict[str, Served]) -> None:
     """models/<task>/served/ and metrics/promotion/<task>.json, each all-or-nothing, deterministic."""
-    import joblib
+    from stages.models import dump_model
 
     with atomic_dir(served_dir(task)) as out:
         for role, entry in served.items():
             if entry.file is not None:
                 shutil.copyfile(entry.file, out / f"{role}.joblib")
             else:  # the model's bytes are nowhere on this machine: the model as the registry gave it
-                joblib.dump(entry.model, out / f"{role}.joblib")
+                dump_model(entry.model, out / f"{role}.joblib")
         write_json(out / "served.json", {
             "task": task, "metric": metric,  # no verdict: re-running the gate on the same models changes nothing
             # model_md5: the model's identity, the md5 of the file its MLflow run logged (the served file's own,

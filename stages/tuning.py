@@ -36,7 +36,7 @@ from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
-from stages.fits import fold_parallelism
+from stages.fits import fold_parallelism, retried
 from stages.scoring import cross_validation, cv_plan, flat_scores, single_threaded, summarise_folds
 
 
@@ -138,21 +138,22 @@ def tune(
     # refit=False: rank without fitting the winner here (the train stage fits it).
     grid = GridSearchCV(Pipeline([("candidate", pipelines[0])]), [{"candidate": [p]} for p in pipelines],
                         scoring=scoring, refit=False, cv=splitter, n_jobs=cv.get("n_jobs", 1))
+    # One context for the search and its follow-up CV: on a cluster, the data is scattered once.
     with fold_parallelism(fold_backend(spec), (X, y)):
-        grid.fit(X, y)
-    results = grid.cv_results_
-    folds = splitter.get_n_splits()
-    trials = []
-    for i, hyperparams in enumerate(configs):
-        fold_scores = {name: [results[f"split{k}_test_{name}"][i] for k in range(folds)] for name in scoring}
-        trials.append({
-            "hyperparams": {name: hyperparams.get(name, defaults[name]) for name in search["space"]},
-            "cv": summarise_folds(scoring, fold_scores),
-        })
-    best = int(results[f"rank_test_{metric}"].argmin())  # ranks tie to the earliest configuration
-    if search_seeds == seeds:
-        best_cv = trials[best]["cv"]
-    else:
-        best_cv = cross_validation(task, pipeline(configs[best], seeds), X, y, cv["folds"], cv["seed"],
-                                   cv.get("n_jobs", 1), backend=fold_backend(spec))
+        retried(lambda: grid.fit(X, y))
+        results = grid.cv_results_
+        folds = splitter.get_n_splits()
+        trials = []
+        for i, hyperparams in enumerate(configs):
+            fold_scores = {name: [results[f"split{k}_test_{name}"][i] for k in range(folds)] for name in scoring}
+            trials.append({
+                "hyperparams": {name: hyperparams.get(name, defaults[name]) for name in search["space"]},
+                "cv": summarise_folds(scoring, fold_scores),
+            })
+        best = int(results[f"rank_test_{metric}"].argmin())  # ranks tie to the earliest configuration
+        if search_seeds == seeds:
+            best_cv = trials[best]["cv"]
+        else:
+            best_cv = cross_validation(task, pipeline(configs[best], seeds), X, y, cv["folds"], cv["seed"],
+                                       cv.get("n_jobs", 1), backend=fold_backend(spec))
     return SearchResult(metric, configs[best], best_cv, best, trials, search_seeds, search["n_iter"], search["seed"])

@@ -5,11 +5,17 @@ starts them. The same small pipeline is reproduced (through evaluate) twice in r
 DASK_SCHEDULER_ADDRESS pointing at the scheduler: dvc.lock, every metrics file and every model file must be the
 same bytes, the scheduler's task stream must show the fits on the workers, and each train stage must have sent
 its training data to the workers once. Unset, a stage never imports `distributed`.
+
+A worker killed (SIGKILL) while it holds a fit: the scheduler runs that fit again on a worker that lives and the
+stage writes the local run's bytes; with no failure allowed (Dask's `allowed-failures` 0) the stage fails with one
+line and leaves no output behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +37,9 @@ THROUGH = ("evaluate",)
 # a search in threads (logreg); and a second one for iris to choose from.
 CANDIDATES = ("housing-forest", "housing-hgb", "iris-logreg", "iris-lda")
 FIT_TASK = "_fit_and_score"  # scikit-learn's one CV fit; joblib's Dask backend names each task after its function
+# A forest big enough that each fold's fit takes seconds on the small data: time to kill the worker holding one.
+SLOW_CANDIDATE, SLOW_TREES = "housing-forest", 3000
+SLOW_STAGE = f"train@{SLOW_CANDIDATE}"
 
 
 def worker_env() -> dict[str, str]:
@@ -129,3 +138,74 @@ def test_unset_the_stage_never_imports_distributed(runs: tuple[PipelineRepo, Pip
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.fixture(scope="module")
+def slow_fits(small_housing_csv: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[PipelineRepo, dict[str, bytes]]:
+    """A repository whose forest's folds take seconds, its stage reproduced locally: (repo, its output bytes)."""
+    params = project_fast_params()
+    params["candidates"] = {name: spec for name, spec in params["candidates"].items() if name in CANDIDATES}
+    params["candidates"][SLOW_CANDIDATE]["hyperparams"]["n_estimators"] = SLOW_TREES
+    root = tmp_path_factory.mktemp("slow")
+    repo = PipelineRepo.create(root / "repo", small_housing_csv, params=params, bentoml_home=root / "bentoml-home")
+    repo.repro(SLOW_STAGE)
+    return repo, outputs(repo)
+
+
+def kill_workers_mid_fit(address: str, stage: subprocess.Popen[str], times: int) -> list[str]:
+    """SIGKILL the process of a worker seen holding a fit while `stage` runs, up to `times` times (a worker's
+    nanny starts a new one each time); the killed workers' addresses."""
+    from distributed import Client
+
+    killed: list[str] = []
+    with Client(address, timeout=30) as client:
+        while stage.poll() is None and len(killed) < times:
+            holding = [worker for worker, keys in client.processing().items()
+                       if worker not in killed and any(FIT_TASK in str(key) for key in keys)]
+            if holding:
+                with contextlib.suppress(KeyError, OSError):  # it may have just finished, or died
+                    os.kill(client.run(os.getpid, workers=holding[:1])[holding[0]], signal.SIGKILL)
+                    killed.append(holding[0])
+            time.sleep(0.05)
+    assert killed, f"the stage ended before any fit reached a worker: {stage.communicate()[0][-3000:]}"
+    return killed
+
+
+def reproduce_killing_workers(repo: PipelineRepo, times: int) -> tuple[int, str, list[str]]:
+    """`dvc repro -f -s` of the slow stage on a fresh cluster, killing a worker mid-fit `times` times:
+    (exit code, output, the killed workers' addresses)."""
+    with local_cluster(WORKERS, repo.path.parent, worker_env()) as address:
+        stage = subprocess.Popen(["dvc", "repro", "-f", "-s", SLOW_STAGE], cwd=repo.path, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=remote_env(repo, address))
+        try:
+            killed = kill_workers_mid_fit(address, stage, times)
+            output, _ = stage.communicate(timeout=600)
+        finally:
+            if stage.poll() is None:
+                stage.kill()
+    return stage.returncode, output, killed
+
+
+def test_a_worker_killed_mid_fit_costs_time_not_bytes(slow_fits: tuple[PipelineRepo, dict[str, bytes]]) -> None:
+    repo, local_bytes = slow_fits
+    code, output, killed = reproduce_killing_workers(repo, times=1)
+    assert code == 0, output[-4000:]
+    assert len(killed) == 1 and "Traceback" not in output
+    assert outputs(repo) == local_bytes
+
+
+def test_workers_killed_again_and_again_fail_the_stage_with_one_line(
+        slow_fits: tuple[PipelineRepo, dict[str, bytes]]) -> None:
+    """Every fit's worker killed: past Dask's allowed failures, or the stage's own reruns, it stops."""
+    repo, local_bytes = slow_fits
+    code, output, killed = reproduce_killing_workers(repo, times=1000)
+    assert code != 0 and len(killed) > 1, (killed, output[-3000:])
+    assert "Traceback" not in output, output[-4000:]
+    stop = [line for line in output.splitlines() if line.startswith(f"{ADDRESS}=") and "again" not in line]
+    assert len(stop) == 1 and "nothing was written" in stop[0], output[-4000:]
+    stage_outputs = [name for name in local_bytes if name.startswith(f"models/housing/candidates/{SLOW_CANDIDATE}/")]
+    assert stage_outputs, "the local run wrote no model for the slow candidate"
+    left = [name for name in stage_outputs if (repo.path / name).exists()]
+    assert not left, f"a failed stage left outputs behind: {left}"
+    assert (repo.path / "dvc.lock").read_bytes() == local_bytes["dvc.lock"]
