@@ -137,10 +137,43 @@ def measure_size(code_root: Path, scratch: Path, source: Path, factor: int, work
                 result[mode] = run
         result[mode]["models_mb"] = round(sum(p.stat().st_size for p in (work / "models").rglob("*")
                                               if p.is_file()) / 2**20, 1)
+        result[mode]["candidate_model_mb"] = candidate_model_sizes(work)
         locks[mode] = (work / "dvc.lock").read_text()
         log(f"  {factor}x {mode}: {result[mode]['wall_s']:.1f} s wall, {result[mode]['cpu_s']:.1f} s CPU")
     result["same_dvc_lock"] = locks["local"] == locks["cluster"]
     return result
+
+
+def candidate_model_sizes(work: Path) -> dict[str, float]:
+    """Each candidate's fitted model file in MB, by candidate name."""
+    models = (work / "models" / TASK / "candidates").glob("*/model.joblib")
+    return {path.parent.name: round(path.stat().st_size / 2**20, 2) for path in sorted(models)}
+
+
+def growth(before: float, after: float, ratio: float) -> str:
+    """The exponent k of after/before = ratio**k: 1 is linear in the data."""
+    return f"{math.log(after / before) / math.log(ratio):.2f}" if before > 0 and after > 0 else "n/a"
+
+
+def growth_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """How the local run's wall time, each train stage's wall time and each candidate's model file grew between
+    two sizes, as exponents of the data's growth."""
+    ratio = after["factor"] / before["factor"]
+    lines = [f"### {before['factor']}x -> {after['factor']}x (exponent k: x{ratio:g} rows costs x{ratio:g}^k; "
+             "1 is linear)", "",
+             f"- whole run, local wall time: k = {growth(before['local']['wall_s'], after['local']['wall_s'], ratio)}",
+             f"- whole run, cluster wall time: k = "
+             f"{growth(before['cluster']['wall_s'], after['cluster']['wall_s'], ratio)}", "",
+             "| train stage | local wall s | k | model MB | k |", "|---|---|---|---|---|"]
+    seconds = [{stage["stage"]: stage["seconds"] for stage in size["local"]["stages"]} for size in (before, after)]
+    sizes = [size["local"].get("candidate_model_mb", {}) for size in (before, after)]
+    for stage in (name for name in seconds[1] if name.startswith(f"train@{TASK}-")):
+        candidate = stage.removeprefix("train@")
+        first, last = seconds[0].get(stage, 0.0), seconds[1][stage]
+        mb = [size.get(candidate) for size in sizes]
+        model = f"{mb[0]} -> {mb[1]} | {growth(mb[0], mb[1], ratio)}" if None not in mb else " | "
+        lines.append(f"| {stage} | {first} -> {last} | {growth(first, last, ratio)} | {model} |")
+    return [*lines, ""]
 
 
 def report(results: list[dict[str, Any]], command: str, workers: int) -> str:
@@ -169,11 +202,11 @@ def report(results: list[dict[str, Any]], command: str, workers: int) -> str:
                          f"| {fits.get('longest_fit_s', '')} | {fits.get('outside_fits_s', '')} "
                          f"| {fits.get('critical_path_s', '')} |")
         lines.append("")
+    if len(results) > 1:
+        lines += ["## Growth", ""]
     for before, after in itertools.pairwise(results):
-        ratio = after["factor"] / before["factor"]
-        exponent = math.log(after["local"]["wall_s"] / before["local"]["wall_s"]) / math.log(ratio)
-        lines.append(f"- {before['factor']}x -> {after['factor']}x: local wall time exponent {exponent:.2f}")
-    return "\n".join(lines) + "\n"
+        lines += growth_lines(before, after)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
