@@ -11,18 +11,18 @@ one native thread per pool, the CPU-dispatch pins of stages/__init__.py, the sam
 `domain` code (the model classes a fit runs). The stage checks that before its first fit and stops with one line
 naming what differs. A worker lost mid-fit: the scheduler re-runs its fits on another one (Dask's
 `distributed.scheduler.allowed-failures`); past that the stage stops with one line, having written nothing.
-When the lost worker held data that exists nowhere else, the fits that needed it cannot be re-run by the
-scheduler, so `retried` runs the whole search or CV again: the same seeds give the same scores.
+When the lost worker held data that exists nowhere else (joblib sends each fit's row indices to one worker only),
+the scheduler cancels the fits that need it (dask/distributed#3149): the stage stops with one line, having written
+nothing, and `dvc repro` runs it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from stages.lifetime import THREAD_VARIABLES
 from stages.lifetime import fold_parallelism as local_parallelism
@@ -30,11 +30,9 @@ from stages.lifetime import fold_parallelism as local_parallelism
 ADDRESS = "DASK_SCHEDULER_ADDRESS"
 CPU_PINS = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")  # stages/__init__.py
 CONNECT_SECONDS = 30
-RUNS = 3  # a search or CV whose data went with a dead worker: at most this many runs in all
 DOCS = "docs/cluster.md"
 # The training data whose cluster context is open (ids of X, y): a nested call reuses its scatter.
 _SCATTERED: list[tuple[int, ...]] = []
-Result = TypeVar("Result")
 
 
 def cluster_address() -> str | None:
@@ -69,29 +67,6 @@ def fold_parallelism(backend: str, data: Sequence[Any]) -> Iterator[None]:
         _SCATTERED.remove(key)
 
 
-def retried(call: Callable[[], Result]) -> Result:
-    """`call()`, a scikit-learn search or CV inside `fold_parallelism`; on a cluster, run again from the start
-    when a worker died holding data its fits need.
-
-    joblib's Dask backend sends each fit's own arguments over 1 kB (a fold's row indices) to one worker only;
-    data that exists on one worker is lost with it and the scheduler cancels the fits that need it instead of
-    re-running them (dask/distributed#3149). The broadcast training data survives on the other workers."""
-    if cluster_address() is None:
-        return call()
-    from distributed.client import FutureCancelledError
-
-    for run in range(1, RUNS + 1):
-        try:
-            return call()
-        except FutureCancelledError as exc:
-            if run == RUNS:
-                raise SystemExit(f"{ADDRESS}={cluster_address()}: workers died holding these fits' data {RUNS} "
-                                 f"times (the last: {exc.key}); nothing was written") from None
-            print(f"{ADDRESS}={cluster_address()}: a worker died holding data of these fits; running them again "
-                  f"({run + 1} of {RUNS})", file=sys.stderr, flush=True)
-    raise AssertionError("unreachable")
-
-
 @cache
 def _client(address: str) -> Any:
     """A client of the scheduler at `address`, once its workers are checked to compute as this stage does."""
@@ -116,9 +91,13 @@ def _client(address: str) -> Any:
 def _cluster_errors(address: str) -> Iterator[None]:
     """A worker or scheduler lost for good: one line instead of a traceback from inside joblib."""
     from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
 
     try:
         yield
+    except FutureCancelledError as exc:
+        raise SystemExit(f"{ADDRESS}={address}: a worker died holding data of fit {exc.key}, which the scheduler "
+                         "cannot recompute; nothing was written: run the stage again") from None
     except KilledWorker as exc:
         deaths = exc.allowed_failures + 1
         raise SystemExit(f"{ADDRESS}={address}: {deaths} worker{'s' if deaths > 1 else ''} died running fit "

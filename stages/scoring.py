@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
 from domain.schema import SCHEMAS, Kind
-from stages.fits import fold_parallelism, retried
+from stages.fits import fold_parallelism
 
 REGRESSION_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
 CLASSIFICATION_SCORING = {"accuracy": "accuracy", "f1_macro": "f1_macro"}
@@ -121,7 +121,7 @@ def cross_validation(
     splitter, scoring = cv_plan(task, y, folds, seed)
     model = single_threaded(clone(model))
     with fold_parallelism(backend, (X, y)):
-        result = retried(lambda: cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs))
+        result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
     return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
 
 

@@ -36,7 +36,7 @@ from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
-from stages.fits import fold_parallelism, retried
+from stages.fits import fold_parallelism
 from stages.scoring import cross_validation, cv_plan, flat_scores, single_threaded, summarise_folds
 
 
@@ -140,7 +140,7 @@ def tune(
                         scoring=scoring, refit=False, cv=splitter, n_jobs=cv.get("n_jobs", 1))
     # One context for the search and its follow-up CV: on a cluster, the data is scattered once.
     with fold_parallelism(fold_backend(spec), (X, y)):
-        retried(lambda: grid.fit(X, y))
+        grid.fit(X, y)
         results = grid.cv_results_
         folds = splitter.get_n_splits()
         trials = []

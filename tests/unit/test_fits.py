@@ -85,31 +85,10 @@ def test_unset_means_the_stages_own_pools(monkeypatch: pytest.MonkeyPatch) -> No
         assert type(backend).__name__ == "ThreadingBackend"
 
 
-def test_a_search_whose_data_died_with_a_worker_runs_again(monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_fit_whose_data_died_with_a_worker_stops_the_stage_with_one_line() -> None:
     from distributed.client import FutureCancelledError
 
-    monkeypatch.setenv(fits.ADDRESS, "tcp://scheduler:8786")
-    runs = []
-
-    def search() -> str:
-        runs.append(1)
-        if len(runs) < fits.RUNS:
-            raise FutureCancelledError("batch_of__fit_and_score_1_calls-0", "already forgotten")
-        return "scores"
-
-    assert fits.retried(search) == "scores" and len(runs) == fits.RUNS
-    assert capsys.readouterr().err.count("running them again") == fits.RUNS - 1
-
-
-def test_a_search_that_keeps_losing_its_data_stops_the_stage_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from distributed.client import FutureCancelledError
-
-    monkeypatch.setenv(fits.ADDRESS, "tcp://scheduler:8786")
-
-    def search() -> str:
+    with pytest.raises(SystemExit) as stopped, fits._cluster_errors("tcp://scheduler:8786"):
         raise FutureCancelledError("batch_of__fit_and_score_1_calls-0", "already forgotten")
-
-    with pytest.raises(SystemExit) as stopped:
-        fits.retried(search)
-    assert "\n" not in str(stopped.value) and "nothing was written" in str(stopped.value)
+    message = str(stopped.value)
+    assert "\n" not in message and "nothing was written" in message and "batch_of__fit_and_score" in message
