@@ -154,9 +154,8 @@ def slow_fits(small_housing_csv: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def kill_workers_mid_fit(address: str, stage: subprocess.Popen[str], times: int) -> list[str]:
-    """SIGKILL the process of a worker seen holding a task (a fit, or the trees of one) while `stage` runs, up
-    to `times` times (a worker's nanny starts a new process, maybe at the same address); the killed workers'
-    addresses."""
+    """SIGKILL the process of a worker seen holding a task while `stage` runs, up to `times` times (a worker's
+    nanny starts a new process, maybe at the same address): the killed workers' addresses."""
     from distributed import Client
 
     killed: dict[int, str] = {}  # pid -> address
