@@ -33,8 +33,8 @@ def dump_model(model: Any, path: Path | str) -> None:
     A pickle writes a string once and refers back to it when the same object comes again, so its bytes depend on
     which equal strings are one object. An estimator's attribute names are the shared keys of its class's
     instance dicts, and come from whichever instance the process made first: an unpickled one (a model loaded
-    from the registry, or a fit a Dask worker sent back) leaves copies that are not the interned names the code
-    sets. Interning every estimator's attribute names first gives the same bytes whatever the process did before.
+    from the registry, for instance) leaves copies that are not the interned names the code sets. Interning
+    every estimator's attribute names first gives the same bytes whatever the process did before.
     """
     intern_attribute_names(model)
     joblib.dump(model, path)

@@ -119,9 +119,8 @@ def cross_validation(
     Dask cluster (stages/fits.py).
     """
     splitter, scoring = cv_plan(task, y, folds, seed)
-    model = single_threaded(clone(model))
     with fold_parallelism(backend, (X, y)):
-        result = cross_validate(model, X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+        result = cross_validate(single_threaded(clone(model)), X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
     return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
 
 
