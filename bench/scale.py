@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     code_root = Path(__file__).resolve().parent.parent
     command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    scratch.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = [int(size) for size in args.sizes.split(",")]
     earlier = args.out / "results.json"  # sizes measured by an earlier command are kept, with their command
