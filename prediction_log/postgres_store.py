@@ -64,9 +64,15 @@ class PostgresStore:
         self._copy(predictions, errors, commit=True, explanations=explanations)
 
     def check(self) -> None:
-        """Idle: reconnect a connection that was lost, so readiness and the next request see the truth."""
-        if self._connection is None or self._connection.closed or self._connection.broken:
-            self._reconnect()
+        """Idle: ask the server, reconnecting if the connection was lost, so readiness and the next request see
+        the truth (a connection to a server that went away looks open until it is used)."""
+        connection = self._ready()
+        try:
+            connection.execute("SELECT 1")
+            connection.rollback()
+        except BaseException:
+            self._drop_if_broken()
+            raise
 
     def probe(self) -> None:
         self._copy(*PROBE_ROWS, commit=False)

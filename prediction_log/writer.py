@@ -213,14 +213,19 @@ class PredictionLog:
                     on_failure(failure)
 
     def _idle_check(self) -> None:
-        """No traffic: notice moved files or a lost connection now, and whether an unhealthy log works again."""
+        """No traffic: notice moved files or a lost server now, and whether an unhealthy log works again; an idle
+        worker's readiness then says what its next request would get."""
         try:
             self.store.check()
             if not self._healthy:
                 self.store.probe()
                 self._set_healthy(True)
         except self.store.errors as exc:
-            logger.debug("prediction log still unavailable: %s", exc)
+            if self._healthy:
+                logger.error("prediction log: %s is unavailable: %s: %s", self.location, type(exc).__name__, exc)
+            else:
+                logger.debug("prediction log still unavailable: %s", exc)
+            self._set_healthy(False)
 
     def _retain(self) -> None:
         """Delete one batch of rows older than the retention, when it is time (then after every group)."""

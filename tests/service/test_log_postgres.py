@@ -2,6 +2,7 @@
 
 - the offline tools read the same results from either store;
 - servers starting at once migrate the schema once, without racing;
+- an idle worker's log notices by itself that the server went away (its readiness turns 503) and came back;
 - two `bentoml serve` processes (2 workers each) share one database under load from 16 clients: PostgreSQL
   crashes (`pg_ctl -m immediate`) mid-load and both servers answer 503 while it is down, never a 200 without a
   row, and recover by themselves once it is back; one server's whole process tree is SIGKILLed mid-load and the
@@ -163,6 +164,41 @@ def test_servers_starting_at_once_migrate_once(postgres_database: str) -> None:
     assert versions == sorted(MIGRATIONS) and versions[-1] == SCHEMA_VERSION
 
 
+@pytest.fixture
+def crashable(postgres: PostgresCluster) -> Iterator[PostgresCluster]:
+    """The session's cluster, for a test that crashes it: started again afterwards, whatever the test did (ask for
+    it after `postgres_database`, whose database is dropped once the server is back)."""
+    try:
+        yield postgres
+    finally:
+        if not postgres.running:
+            postgres.resume()
+
+
+def test_an_idle_log_turns_unhealthy_when_the_server_goes_away_and_healthy_when_it_returns(
+        postgres_database: str, crashable: PostgresCluster) -> None:
+    """A worker without traffic holds a connection that looks open after the server is gone: its readiness must
+    not wait for a request to find out."""
+    health: list[bool] = []
+    log = PredictionLog(parse_url(postgres_database), on_health=health.append)
+    log.start()
+    try:
+        crashable.crash()
+        deadline = time.monotonic() + 5
+        while log.healthy and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not log.healthy and health == [False], "an idle worker still reports its log writable"
+        crashable.resume()
+        deadline = time.monotonic() + RECOVERY_S
+        while not log.healthy and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert log.healthy and health == [False, True]
+        asyncio.run(log.write([PredictionRow("after", "housing", "m", {"x": 1}, 1.0, 1.0)]))
+    finally:
+        log.close()
+    assert _logged(postgres_database) == {"after"}
+
+
 # -- live: two servers, one database ----------------------------------------------------------------------
 
 @dataclass
@@ -222,7 +258,7 @@ def _logged(url: str) -> set[str]:
 
 
 def test_two_servers_share_one_database_through_a_crash_and_a_kill(two_servers: list[LiveServer],
-                                                                     postgres: PostgresCluster,
+                                                                     crashable: PostgresCluster,
                                                                      postgres_database: str, built_repo: PipelineRepo,
                                                                      tmp_path: Path) -> None:
     first, second = two_servers
@@ -232,13 +268,13 @@ def test_two_servers_share_one_database_through_a_crash_and_a_kill(two_servers: 
         time.sleep(3)
         assert len(load.answered) > 50, "no traffic got through before the crash"
 
-        postgres.crash()  # -- PostgreSQL goes away mid-load
+        crashable.crash()  # -- PostgreSQL goes away mid-load
         crashed = len(load.refused)
         time.sleep(3)
         assert len(load.refused) > crashed, "no 503 while PostgreSQL was down"
         for server in two_servers:
             assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 503
-        postgres.resume()
+        crashable.resume()
         back = time.monotonic()
         deadline = back + RECOVERY_S
         while time.monotonic() < deadline and not all(load.last_ok.get(s.url, 0) > back for s in two_servers):
@@ -378,7 +414,7 @@ def test_a_version_4_log_migrates_to_5_keeping_its_rows_on_postgresql(postgres_d
     assert kept == [("old", "champion", 0), *(("batch", "champion", position) for position in range(3))]
 
 
-def test_feedback_reconnects_after_the_server_restarts(postgres_database: str, postgres: PostgresCluster) -> None:
+def test_feedback_reconnects_after_the_server_restarts(postgres_database: str, crashable: PostgresCluster) -> None:
     from prediction_log.feedback import FeedbackItem, FeedbackUnavailable, open_feedback_store
     from prediction_log.writer import LogUnavailable
 
@@ -389,13 +425,11 @@ def test_feedback_reconnects_after_the_server_restarts(postgres_database: str, p
     log.close()
     store = open_feedback_store(location)
     try:
-        postgres.crash()
+        crashable.crash()
         with pytest.raises(FeedbackUnavailable) as raised:
             store.record("housing", [FeedbackItem("r", 0, 1.0)])
         assert isinstance(raised.value, LogUnavailable)  # the service answers 503
-        postgres.resume()
+        crashable.resume()
         assert [r.status for r in store.record("housing", [FeedbackItem("r", 0, 1.0)])] == ["stored"]
     finally:
         store.close()
-        if not postgres.running:
-            postgres.resume()  # the session's other tests need it
