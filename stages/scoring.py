@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
+from domain.estimators import FoldModel
 from domain.schema import SCHEMAS, Kind
 from stages.fits import fold_parallelism
 
@@ -120,7 +121,8 @@ def cross_validation(
     """
     splitter, scoring = cv_plan(task, y, folds, seed)
     with fold_parallelism(backend, (X, y)):
-        result = cross_validate(single_threaded(clone(model)), X, y, cv=splitter, scoring=scoring, n_jobs=n_jobs)
+        result = cross_validate(FoldModel(single_threaded(clone(model))), X, y, cv=splitter, scoring=scoring,
+                                n_jobs=n_jobs)
     return summarise_folds(scoring, {name: result[f"test_{name}"] for name in scoring})
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 from sklearn.model_selection import GridSearchCV, ParameterSampler
 from sklearn.pipeline import Pipeline
 
+from domain.estimators import FoldModel
 from stages.candidates import ESTIMATORS, build_pipeline, fold_backend
 from stages.fits import fold_parallelism
 from stages.scoring import cross_validation, cv_plan, flat_scores, single_threaded, summarise_folds
@@ -133,7 +134,7 @@ def tune(
         return build_pipeline(task, {**spec, "seeds": n_seeds, "hyperparams": hyperparams}, features, cv["seed"])
 
     splitter, scoring = cv_plan(task, y, cv["folds"], cv["seed"])
-    pipelines = [single_threaded(pipeline(hyperparams, search_seeds)) for hyperparams in configs]
+    pipelines = [FoldModel(single_threaded(pipeline(hyperparams, search_seeds))) for hyperparams in configs]
     # One step whose value is each whole candidate pipeline: an explicit list of configurations.
     # refit=False: rank without fitting the winner here (the train stage fits it).
     grid = GridSearchCV(Pipeline([("candidate", pipelines[0])]), [{"candidate": [p]} for p in pipelines],
