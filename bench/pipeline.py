@@ -75,8 +75,8 @@ def scratch_copy(code_root: Path, dest: Path, revision: str | None = None) -> Pa
 class _TreeSampler(threading.Thread):
     """Samples the RSS and CPU time of a process's descendants (the running stage) every 0.1 s.
 
-    A descendant's CPU time (its own and its reaped children's) counts for the stage running when it was first
-    seen; what it spends in its last 0.1 s is missed."""
+    A descendant's own CPU time counts for the stage running when it was first seen; what it spends in its last
+    0.1 s, and a process that lives less than that, are missed."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -96,7 +96,8 @@ class _TreeSampler(threading.Thread):
                     with contextlib.suppress(psutil.Error):
                         total += child.memory_info().rss / 2**20
                         times = child.cpu_times()
-                        seen = times.user + times.system + times.children_user + times.children_system
+                        # its own time only: its children are sampled as processes of their own
+                        seen = times.user + times.system
                         self.cpu[child.pid] = (self.cpu.get(child.pid, (self.stage, 0.0))[0], seen)
                 self.peak_mb[self.stage] = max(self.peak_mb.get(self.stage, 0.0), total)
             except psutil.Error:

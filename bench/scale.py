@@ -138,6 +138,7 @@ def measure_size(code_root: Path, scratch: Path, source: Path, factor: int, work
         result[mode]["models_mb"] = round(sum(p.stat().st_size for p in (work / "models").rglob("*")
                                               if p.is_file()) / 2**20, 1)
         result[mode]["candidate_model_mb"] = candidate_model_sizes(work)
+        result[mode]["candidate_cv"] = candidate_cv_scores(work)
         locks[mode] = (work / "dvc.lock").read_text()
         log(f"  {factor}x {mode}: {result[mode]['wall_s']:.1f} s wall, {result[mode]['cpu_s']:.1f} s CPU")
     result["same_dvc_lock"] = locks["local"] == locks["cluster"]
@@ -150,6 +151,15 @@ def candidate_model_sizes(work: Path) -> dict[str, float]:
     return {path.parent.name: round(path.stat().st_size / 2**20, 2) for path in sorted(models)}
 
 
+def candidate_cv_scores(work: Path) -> dict[str, list[float]]:
+    """Each candidate's cross-validated score on the training split, [mean, std], from its git-tracked metrics."""
+    scores = {}
+    for path in sorted((work / "metrics" / TASK).glob(f"{TASK}-*.json")):
+        metrics = json.loads(path.read_text())
+        scores[path.stem] = [metrics["cv"], metrics["cv_std"]]
+    return scores
+
+
 def growth(before: float, after: float, ratio: float) -> str:
     """The exponent k of after/before = ratio**k: 1 is linear in the data."""
     return f"{math.log(after / before) / math.log(ratio):.2f}" if before > 0 and after > 0 else "n/a"
@@ -157,22 +167,26 @@ def growth(before: float, after: float, ratio: float) -> str:
 
 def growth_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """How the local run's wall time, each train stage's wall time and each candidate's model file grew between
-    two sizes, as exponents of the data's growth."""
+    two sizes, as exponents of the data's growth, beside the candidate's CV score at both sizes (a bound that
+    holds the cost down must not hide a lost score)."""
     ratio = after["factor"] / before["factor"]
     lines = [f"### {before['factor']}x -> {after['factor']}x (exponent k: x{ratio:g} rows costs x{ratio:g}^k; "
              "1 is linear)", "",
              f"- whole run, local wall time: k = {growth(before['local']['wall_s'], after['local']['wall_s'], ratio)}",
              f"- whole run, cluster wall time: k = "
              f"{growth(before['cluster']['wall_s'], after['cluster']['wall_s'], ratio)}", "",
-             "| train stage | local wall s | k | model MB | k |", "|---|---|---|---|---|"]
+             "| train stage | local wall s | k | model MB | k | CV score (mean ± std) |", "|---|---|---|---|---|---|"]
     seconds = [{stage["stage"]: stage["seconds"] for stage in size["local"]["stages"]} for size in (before, after)]
     sizes = [size["local"].get("candidate_model_mb", {}) for size in (before, after)]
+    scores = [size["local"].get("candidate_cv", {}) for size in (before, after)]
     for stage in (name for name in seconds[1] if name.startswith(f"train@{TASK}-")):
         candidate = stage.removeprefix("train@")
         first, last = seconds[0].get(stage, 0.0), seconds[1][stage]
         mb = [size.get(candidate) for size in sizes]
         model = f"{mb[0]} -> {mb[1]} | {growth(mb[0], mb[1], ratio)}" if None not in mb else " | "
-        lines.append(f"| {stage} | {first} -> {last} | {growth(first, last, ratio)} | {model} |")
+        cv = [score.get(candidate) for score in scores]
+        quality = f"{cv[0][0]} ± {cv[0][1]} -> {cv[1][0]} ± {cv[1][1]}" if None not in cv else ""
+        lines.append(f"| {stage} | {first} -> {last} | {growth(first, last, ratio)} | {model} | {quality} |")
     return [*lines, ""]
 
 
